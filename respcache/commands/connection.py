@@ -1,0 +1,315 @@
+"""Connection commands: PING ECHO QUIT RESET AUTH HELLO SELECT and CLIENT."""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from .. import errors, resp
+from ..config import REDIS_COMPAT_VERSION
+from ..errors import CommandError
+from .args import parse_int
+from .registry import command, container, subcommand
+
+
+@command("ping", -1, "fast pubsub-ok", group="connection")
+def ping(conn, args):
+    if len(args) > 2:
+        raise CommandError(errors.wrong_arity("ping"))
+    if (conn.channels or conn.patterns) and conn.proto == 2:
+        # A subscribed RESP2 client gets PING as a pub/sub style array.
+        return resp.array([resp.bulk(b"pong"), resp.bulk(args[1] if len(args) > 1 else b"")])
+    return resp.bulk(args[1]) if len(args) > 1 else resp.PONG
+
+
+@command("echo", 2, "fast", group="connection")
+def echo(conn, args):
+    return resp.bulk(args[1])
+
+
+@command("quit", -1, "noauth fast pubsub-ok no-multi", group="connection")
+def quit_(conn, args):
+    conn.transport.write(resp.OK)
+    conn.close()
+    return b""
+
+
+@command("select", 2, "fast", group="connection")
+def select(conn, args):
+    index = parse_int(args[1], errors.NOT_INTEGER)
+    if index != 0:
+        raise CommandError(errors.DB_OUT_OF_RANGE)
+    return resp.OK
+
+
+def check_password(conn, username: bytes, password: bytes) -> bool:
+    """The default user only (ACL users come with the TLS/auth issue)."""
+    required = conn.server.config.values["requirepass"]
+    if username != b"default":
+        return False
+    if not required:
+        return True  # the default user is 'nopass': any password is accepted
+    ok = hmac.compare_digest(password, required.encode())
+    if not ok:
+        conn.server.stats_auth_failures = getattr(conn.server, "stats_auth_failures", 0) + 1
+    return ok
+
+
+@command("auth", -2, "noauth fast no-multi", group="connection")
+def auth(conn, args):
+    if len(args) > 3:
+        raise CommandError(errors.SYNTAX)
+    if len(args) == 2:
+        if not conn.server.config.values["requirepass"]:
+            raise CommandError(errors.AUTH_NOT_CONFIGURED)
+        username, password = b"default", args[1]
+    else:
+        username, password = args[1], args[2]
+    if not check_password(conn, username, password):
+        raise CommandError(errors.WRONGPASS)
+    conn.authenticated = True
+    conn.user = username.decode("utf-8", "replace")
+    return resp.OK
+
+
+@command("hello", -1, "noauth fast no-multi", group="connection")
+def hello(conn, args):
+    proto = conn.proto
+    i = 1
+    if len(args) > 1:
+        try:
+            proto = parse_int(args[1])
+        except CommandError:
+            raise CommandError("ERR Protocol version is not an integer or out of range") from None
+        if proto not in (2, 3):
+            raise CommandError(errors.NOPROTO)
+        i = 2
+    name = None
+    authed = None
+    while i < len(args):
+        word = args[i].upper()
+        if word == b"AUTH" and i + 2 < len(args):
+            authed = (args[i + 1], args[i + 2])
+            i += 3
+        elif word == b"SETNAME" and i + 1 < len(args):
+            name = args[i + 1]
+            _check_name(name)
+            i += 2
+        else:
+            raise CommandError(f"ERR Syntax error in HELLO option '{args[i].decode('utf-8', 'replace')}'")
+    if authed is not None:
+        if not check_password(conn, *authed):
+            raise CommandError(errors.WRONGPASS)
+        conn.authenticated = True
+        conn.user = authed[0].decode("utf-8", "replace")
+    if not conn.authenticated:
+        raise CommandError("NOAUTH HELLO must be called with the client already authenticated, "
+                           "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                           "authenticate the client and select the RESP protocol version at the "
+                           "same time")
+    if name is not None:
+        conn.name = name
+    conn.proto = proto
+    fields = [(b"server", resp.bulk(b"redis")),
+              (b"version", resp.bulk(REDIS_COMPAT_VERSION.encode())),
+              (b"proto", resp.integer(proto)),
+              (b"id", resp.integer(conn.id)),
+              (b"mode", resp.bulk(b"standalone")),
+              (b"role", resp.bulk(b"master")),
+              (b"modules", resp.EMPTY_ARRAY)]
+    return resp.map_of([(resp.bulk(k), v) for k, v in fields], proto)
+
+
+@command("reset", 1, "noauth fast pubsub-ok no-multi", group="connection")
+def reset(conn, args):
+    conn.multi = None
+    conn.multi_failed = False
+    conn.watched = None
+    conn.server.pubsub.drop(conn)
+    conn.server.monitors.discard(conn)
+    conn.monitor = False
+    conn.proto = 2
+    conn.name = b""
+    conn.no_evict = False
+    conn.authenticated = not conn.server.config.auth_required()
+    conn.user = "default"
+    return b"+RESET\r\n"
+
+
+# ---- CLIENT ----------------------------------------------------------------------------------
+CLIENT = container("client", -2, "", group="connection")
+
+
+def _check_name(name: bytes):
+    if any(b <= 32 or b > 126 for b in name):
+        raise CommandError(errors.CLIENT_NAME_SPACES)
+
+
+def client_info_line(conn, now=None) -> str:
+    now = time.monotonic() if now is None else now
+    flags = "N"
+    if conn.channels or conn.patterns:
+        flags = "P"
+    if conn.multi is not None:
+        flags = "x"
+    if conn.monitor:
+        flags = "O"
+    age = int(time.time() - conn.created)
+    idle = int(now - conn.last_interaction)
+    multi = len(conn.multi) if conn.multi is not None else -1
+    wbuf = conn.transport.get_write_buffer_size() if conn.transport else 0
+    return (f"id={conn.id} addr={conn.addr} laddr={conn.laddr} fd={_fd(conn)} "
+            f"name={conn.name.decode('utf-8', 'replace')} age={age} idle={idle} flags={flags} "
+            f"db=0 sub={len(conn.channels)} psub={len(conn.patterns)} ssub=0 multi={multi} "
+            f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 "
+            f"omem={wbuf} tot-mem={wbuf} events=r cmd={conn.last_command} user={conn.user} "
+            f"redir=-1 resp={conn.proto} lib-name={conn.lib_name.decode('utf-8', 'replace')} "
+            f"lib-ver={conn.lib_ver.decode('utf-8', 'replace')}")
+
+
+def _fd(conn):
+    sock = conn.transport.get_extra_info("socket") if conn.transport else None
+    try:
+        return sock.fileno() if sock is not None else -1
+    except Exception:
+        return -1
+
+
+@subcommand(CLIENT, "id", 2)
+def client_id(conn, args):
+    return resp.integer(conn.id)
+
+
+@subcommand(CLIENT, "setname", 3)
+def client_setname(conn, args):
+    _check_name(args[2])
+    conn.name = args[2]
+    return resp.OK
+
+
+@subcommand(CLIENT, "getname", 2)
+def client_getname(conn, args):
+    return resp.bulk(conn.name) if conn.name else resp.NIL[conn.proto]
+
+
+@subcommand(CLIENT, "setinfo", 4)
+def client_setinfo(conn, args):
+    attr = args[2].lower()
+    if attr not in (b"lib-name", b"lib-ver"):
+        raise CommandError(f"ERR Unrecognized option '{args[2].decode('utf-8', 'replace')}'")
+    value = args[3]
+    if any(b < 33 or b > 126 for b in value):
+        raise CommandError("ERR lib-name cannot contain spaces, newlines or special characters.")
+    if attr == b"lib-name":
+        conn.lib_name = value
+    else:
+        conn.lib_ver = value
+    return resp.OK
+
+
+@subcommand(CLIENT, "info", 2)
+def client_info(conn, args):
+    return resp.verbatim((client_info_line(conn) + "\n").encode(), conn.proto)
+
+
+@subcommand(CLIENT, "list", -2)
+def client_list(conn, args):
+    clients = list(conn.server.clients.values())
+    if len(args) > 2:
+        word = args[2].upper()
+        if word == b"ID" and len(args) > 3:
+            wanted = {parse_int(a) for a in args[3:]}
+            clients = [c for c in clients if c.id in wanted]
+        elif word == b"TYPE" and len(args) == 4:
+            kind = args[3].lower()
+            if kind not in (b"normal", b"pubsub", b"master", b"replica", b"slave"):
+                raise CommandError(f"ERR Unknown client type '{args[3].decode()}'")
+            is_pubsub = kind == b"pubsub"
+            clients = [c for c in clients if bool(c.channels or c.patterns) == is_pubsub
+                       and kind in (b"normal", b"pubsub")]
+        else:
+            raise CommandError(errors.SYNTAX)
+    now = time.monotonic()
+    text = "".join(client_info_line(c, now) + "\n" for c in sorted(clients, key=lambda c: c.id))
+    return resp.verbatim(text.encode(), conn.proto)
+
+
+@subcommand(CLIENT, "kill", -3, "admin")
+def client_kill(conn, args):
+    clients = conn.server.clients.values()
+    if len(args) == 3:
+        target = args[2].decode("utf-8", "replace")
+        victims = [c for c in clients if c.addr == target]
+        if not victims:
+            raise CommandError(errors.NO_SUCH_CLIENT)
+        _kill(conn, victims)
+        return resp.OK
+    filters = []
+    skipme = True
+    i = 2
+    while i < len(args):
+        if i + 1 >= len(args):
+            raise CommandError(errors.SYNTAX)
+        word, value = args[i].upper(), args[i + 1]
+        text = value.decode("utf-8", "replace")
+        if word == b"ID":
+            wanted = parse_int(value)
+            filters.append(lambda c, w=wanted: c.id == w)
+        elif word == b"ADDR":
+            filters.append(lambda c, t=text: c.addr == t)
+        elif word == b"LADDR":
+            filters.append(lambda c, t=text: c.laddr == t)
+        elif word == b"USER":
+            filters.append(lambda c, t=text: c.user == t)
+        elif word == b"TYPE":
+            kind = value.lower()
+            if kind not in (b"normal", b"pubsub", b"master", b"replica", b"slave"):
+                raise CommandError(f"ERR Unknown client type '{text}'")
+            filters.append(lambda c, k=kind: bool(c.channels or c.patterns) == (k == b"pubsub")
+                           and k in (b"normal", b"pubsub"))
+        elif word == b"SKIPME":
+            low = value.lower()
+            if low not in (b"yes", b"no"):
+                raise CommandError(errors.SYNTAX)
+            skipme = low == b"yes"
+        else:
+            raise CommandError(errors.SYNTAX)
+        i += 2
+    victims = [c for c in clients if all(f(c) for f in filters) and not (skipme and c is conn)]
+    _kill(conn, victims)
+    return resp.integer(len(victims))
+
+
+def _kill(conn, victims):
+    for victim in victims:
+        if victim is conn:
+            # Reply first, then close: Redis closes the caller after the reply is written.
+            conn.server.loop.call_soon(conn.close)
+        else:
+            victim.close()
+
+
+@subcommand(CLIENT, "no-evict", 3)
+def client_no_evict(conn, args):
+    word = args[2].lower()
+    if word not in (b"on", b"off"):
+        raise CommandError(errors.SYNTAX)
+    conn.no_evict = word == b"on"
+    return resp.OK
+
+
+@subcommand(CLIENT, "help", 2)
+def client_help(conn, args):
+    lines = [b"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+             b"ID", b"    Return the ID of the current connection.",
+             b"INFO", b"    Return information about the current client connection.",
+             b"GETNAME", b"    Return the name of the current connection.",
+             b"KILL <ip:port>", b"    Kill connection made from <ip:port>.",
+             b"KILL <option> <value> [<option> <value> [...]]",
+             b"    Kill connections. Options are: ID, ADDR, LADDR, USER, TYPE, SKIPME.",
+             b"LIST [TYPE (NORMAL|PUBSUB)] [ID <id> ...]", b"    Return information about client connections.",
+             b"NO-EVICT (ON|OFF)", b"    Protect current client connection from eviction.",
+             b"SETNAME <name>", b"    Assign the name <name> to the current connection.",
+             b"SETINFO <LIB-NAME|LIB-VER> <value>", b"    Set client library name or version.",
+             b"HELP", b"    Print this help."]
+    return resp.array([resp.simple(line.decode()) for line in lines])

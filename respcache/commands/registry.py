@@ -1,0 +1,107 @@
+"""The command table: every command is registered once with its name, arity and flags.
+
+As in Redis's command table, arity counts the command name: N means exactly N arguments, -N means
+at least N. Flags use Redis's names (write, readonly, fast, admin, pubsub, noauth, ...) and feed both
+dispatch (what may run before AUTH, inside MULTI, in a subscribed RESP2 connection) and COMMAND INFO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .. import errors
+
+
+@dataclass(eq=False)
+class Command:
+    name: str
+    handler: Callable
+    arity: int
+    flags: frozenset
+    first_key: int = 0
+    last_key: int = 0
+    step: int = 0
+    group: str = "generic"
+    summary: str = ""
+    since: str = "1.0.0"
+    parent: "Command | None" = None
+    subcommands: dict = field(default_factory=dict)
+    # Dispatch reads these on every call; plain attributes are cheaper than set lookups.
+    noauth: bool = False
+    pubsub_ok: bool = False
+    runs_in_multi: bool = False      # MULTI/EXEC/DISCARD/WATCH/... are not queued
+    is_write: bool = False
+    calls: int = 0
+    usec: int = 0
+
+    def __post_init__(self):
+        self.noauth = "noauth" in self.flags
+        self.pubsub_ok = "pubsub-ok" in self.flags
+        self.runs_in_multi = "no-multi" in self.flags
+        self.is_write = "write" in self.flags
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.parent.name}|{self.name}" if self.parent else self.name
+
+    def arity_ok(self, argc: int) -> bool:
+        arity = self.arity
+        return argc == arity if arity > 0 else argc >= -arity
+
+
+COMMANDS: dict[bytes, Command] = {}
+GROUPS = ("string", "generic", "hash", "pubsub", "transactions", "connection", "server")
+
+
+def command(name, arity, flags="", keys=(0, 0, 0), group="generic", summary="", since="1.0.0"):
+    """Register a top-level command. Usage: @command("get", 2, "readonly fast", keys=(1, 1, 1))."""
+    def register(handler):
+        if name.encode() in COMMANDS:
+            raise RuntimeError(f"command {name} registered twice")
+        cmd = Command(name, handler, arity, frozenset(flags.split()), *keys,
+                      group=group, summary=summary, since=since)
+        COMMANDS[name.encode()] = cmd
+        COMMANDS[name.upper().encode()] = cmd
+        return handler
+    return register
+
+
+def container(name, arity=-2, flags="", group="server", summary="", since="1.0.0"):
+    """Register a command made of subcommands (CONFIG, CLIENT, ...); dispatch goes to the child."""
+    def dispatch(conn, args):
+        sub = parent.subcommands.get(args[1].lower())
+        if sub is None:
+            raise errors.CommandError(errors.unknown_subcommand(args[1], name))
+        if not sub.arity_ok(len(args)):
+            raise errors.CommandError(errors.wrong_arity(sub.fullname))
+        return sub.handler(conn, args)
+    parent = Command(name, dispatch, arity, frozenset(flags.split()), group=group,
+                     summary=summary, since=since)
+    COMMANDS[name.encode()] = parent
+    COMMANDS[name.upper().encode()] = parent
+    return parent
+
+
+def subcommand(parent: Command, name, arity, flags="", keys=(0, 0, 0), summary="", since="1.0.0"):
+    """Register PARENT NAME; arity counts the whole argv (CONFIG GET is -3), as Redis does."""
+    def register(handler):
+        sub = Command(name, handler, arity, frozenset(flags.split()), *keys, group=parent.group,
+                      summary=summary, since=since, parent=parent)
+        parent.subcommands[name.encode()] = sub
+        return handler
+    return register
+
+
+def lookup(name: bytes) -> "Command | None":
+    cmd = COMMANDS.get(name)
+    if cmd is None:
+        cmd = COMMANDS.get(name.lower())
+    return cmd
+
+
+def unique_commands():
+    seen = {}
+    for cmd in COMMANDS.values():
+        seen[cmd.name] = cmd
+    return list(seen.values())

@@ -1,0 +1,323 @@
+"""One client connection: RESP parsing (hiredis), dispatch, pipelined replies.
+
+The hot path is data_received -> _drain -> execute -> handler: the replies for everything one read
+delivered are joined and written once. A handler returns the encoded reply as bytes, or an
+asyncio.Future when the reply comes later (a downstream fetch, DEBUG SLEEP); the connection then
+stops taking commands from its parser until the future is done, so replies keep request order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import hiredis
+
+from . import errors, resp
+from .commands.registry import COMMANDS
+from .inline import InlineParser
+
+_STAR = 42  # b"*"
+_EMPTY = ()
+
+
+class Connection(asyncio.Protocol):
+    """State of one client, as Redis keeps it in its `client` struct."""
+
+    def __init__(self, server):
+        self.server = server
+        self.table = server.keyspace.table
+        self.keyspace = server.keyspace
+        self.id = server.next_client_id()
+        self.reader = hiredis.Reader()
+        self.transport = None
+        self.proto = 2
+        self.name = b""
+        self.lib_name = b""
+        self.lib_ver = b""
+        self.authenticated = not server.config.auth_required()
+        self.user = "default"
+        self.db = 0
+        self.multi = None          # list of queued argv while in MULTI
+        self.multi_failed = False  # a queued command was rejected: EXEC aborts
+        self.watched = None        # {key: version} while WATCHing
+        self.channels = set()
+        self.patterns = set()
+        self.monitor = False
+        self.no_evict = False
+        self.closing = False
+        self.blocked = None        # the Future a deferred reply waits on
+        self.paused_for_writes = False
+        self.created = time.time()
+        self.last_interaction = time.monotonic()
+        self.last_command = b"NULL"
+        self.addr = "?"
+        self.laddr = "?"
+        self.kind = "tcp"
+        self._idle = True          # the parser holds no partial request
+        self._inline = None        # InlineParser while a client types inline commands
+
+    # ---- asyncio callbacks -------------------------------------------------------------------
+    def connection_made(self, transport):
+        self.transport = transport
+        self.addr, self.laddr, self.kind = _addresses(transport)
+        refusal = self.server.admit(self)
+        if refusal is not None:
+            transport.write(refusal)
+            self.closing = True
+            transport.close()
+            return
+        self.server.clients[self.id] = self
+
+    def connection_lost(self, exc):
+        self.closing = True
+        self.server.forget(self)
+        if self.blocked is not None:
+            self.blocked.cancel()
+
+    def pause_writing(self):
+        # The peer does not read its replies: stop reading its requests until it catches up.
+        self.paused_for_writes = True
+        if self.transport is not None and not self.closing:
+            self.transport.pause_reading()
+
+    def resume_writing(self):
+        self.paused_for_writes = False
+        if self.blocked is None and not self.closing:
+            self.transport.resume_reading()
+
+    def data_received(self, data):
+        self.last_interaction = time.monotonic()
+        if self._inline is not None or (self._idle and data[0] != _STAR):
+            self._feed_inline(data)
+            return
+        self.reader.feed(data)
+        self._idle = False
+        self._drain()
+
+    # ---- parsing -----------------------------------------------------------------------------
+    def _drain(self):
+        reader = self.reader
+        out = []
+        while not self.closing:
+            try:
+                args = reader.gets()
+            except hiredis.ProtocolError as exc:
+                self._flush(out)
+                self.protocol_error(_map_hiredis_error(str(exc)))
+                return
+            if args is False:
+                if reader.len() > self.server.config.values["client-query-buffer-limit"]:
+                    self._flush(out)
+                    self.server.log.warning(
+                        "Closing client that reached max query buffer length: id=%d addr=%s",
+                        self.id, self.addr)
+                    self.close()
+                    return
+                break
+            if args.__class__ is not list or not args:
+                if args is None or args == []:
+                    # *-1 and *0 are ignored, as Redis does.
+                    if not reader.has_data():
+                        self._idle = True
+                        break
+                    continue
+                self._flush(out)
+                self.protocol_error(errors.PROTO_EXPECTED_DOLLAR.format(_type_char(args)))
+                return
+            reply = self.execute(args)
+            if reply.__class__ is bytes:
+                out.append(reply)
+            else:
+                self._flush(out)
+                self._wait_for(reply)
+                return
+            if not reader.has_data():
+                self._idle = True
+                break
+        self._flush(out)
+
+    def _feed_inline(self, data):
+        if self._inline is None:
+            self._inline = InlineParser(self.server.config.values["client-query-buffer-limit"])
+        out = []
+        try:
+            for args, rest in self._inline.feed(data):
+                if rest is not None:
+                    # The client switched to RESP (a line starting with '*'): hiredis takes over.
+                    self._inline = None
+                    self._flush(out)
+                    self.reader.feed(rest)
+                    self._idle = False
+                    self._drain()
+                    return
+                if args:
+                    reply = self.execute(args)
+                    if reply.__class__ is bytes:
+                        out.append(reply)
+                    else:
+                        self._flush(out)
+                        self._wait_for(reply)
+                        return
+                if self.closing:
+                    break
+        except errors.ProtocolError as exc:
+            self._flush(out)
+            self.protocol_error(str(exc))
+            return
+        if self._inline is not None and self._inline.empty():
+            self._inline = None
+            self._idle = True
+        self._flush(out)
+
+    def _flush(self, out):
+        if out and not self.closing:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
+
+    def _wait_for(self, future):
+        self.blocked = future
+        self.transport.pause_reading()
+        future.add_done_callback(self._deferred_done)
+
+    def _deferred_done(self, future):
+        self.blocked = None
+        if self.closing:
+            return
+        if future.cancelled():
+            reply = resp.error("ERR command cancelled")
+        elif future.exception() is not None:
+            exc = future.exception()
+            reply = resp.error(str(exc) if isinstance(exc, errors.CommandError)
+                               else "ERR " + str(exc))
+        else:
+            reply = future.result()
+        self.transport.write(reply)
+        if self._inline is not None:
+            pending, self._inline = self._inline, None
+            rest = pending.take_rest()
+            if rest:
+                self._feed_inline(rest)
+        else:
+            self._drain()
+        if self.blocked is None and not self.closing and not self.paused_for_writes:
+            self.transport.resume_reading()
+
+    # ---- dispatch ----------------------------------------------------------------------------
+    def execute(self, args):
+        """Run one command; returns the encoded reply (bytes) or a Future of it."""
+        name = args[0]
+        cmd = COMMANDS.get(name)
+        if cmd is None:
+            if name.__class__ is not bytes:
+                self.protocol_error(errors.PROTO_EXPECTED_DOLLAR.format(_type_char(name)))
+                return b""
+            cmd = COMMANDS.get(name.lower())
+            if cmd is None:
+                if self.multi is not None:
+                    self.multi_failed = True
+                return resp.error(errors.unknown_command(name, args[1:]))
+        if not cmd.arity_ok(len(args)):
+            if self.multi is not None:
+                self.multi_failed = True
+            return resp.error(errors.wrong_arity(cmd.name))
+        if not self.authenticated and not cmd.noauth:
+            if self.multi is not None:
+                self.multi_failed = True
+            return resp.error(errors.NOAUTH)
+        if self.multi is not None and not cmd.runs_in_multi:
+            self.multi.append((cmd, args))
+            return resp.QUEUED
+        if (self.channels or self.patterns) and self.proto == 2 and not cmd.pubsub_ok:
+            return resp.error(errors.PUBSUB_CONTEXT.format(cmd.name))
+        return self.call(cmd, args)
+
+    def call(self, cmd, args):
+        """Invoke a resolved command: monitors, slowlog and stats wrap the handler."""
+        server = self.server
+        if server.monitors:
+            server.feed_monitors(self, args)
+        self.last_command = cmd.name
+        start = time.perf_counter_ns()
+        try:
+            reply = cmd.handler(self, args)
+        except errors.CommandError as exc:
+            reply = resp.error(str(exc))
+        except (TypeError, AttributeError) as exc:
+            if any(a.__class__ is not bytes for a in args):
+                self.protocol_error(errors.PROTO_EXPECTED_DOLLAR.format(
+                    next(_type_char(a) for a in args if a.__class__ is not bytes)))
+                return b""
+            server.log.exception("internal error in %s", cmd.fullname)
+            reply = resp.error(f"ERR internal error in '{cmd.fullname}': {exc}")
+        except Exception as exc:  # a bug must cost one reply, never the connection or the server
+            server.log.exception("internal error in %s", cmd.fullname)
+            reply = resp.error(f"ERR internal error in '{cmd.fullname}': {exc}")
+        usec = (time.perf_counter_ns() - start) // 1000
+        cmd.calls += 1
+        cmd.usec += usec
+        server.stats_commands += 1
+        if usec >= server.slowlog_threshold_usec >= 0:
+            server.slowlog_add(self, args, usec)
+        return reply
+
+    # ---- output used by pub/sub, MONITOR and the server ---------------------------------------
+    def send(self, data: bytes):
+        """Out-of-band output (messages, monitor lines); enforces the output buffer limit."""
+        if self.closing:
+            return
+        self.transport.write(data)
+        limit = self.server.pubsub_output_limit
+        if limit and self.transport.get_write_buffer_size() > limit:
+            self.server.log.warning(
+                "Client id=%d addr=%s scheduled to be closed ASAP for overcoming of output buffer "
+                "limits.", self.id, self.addr)
+            self.close()
+
+    def protocol_error(self, message: str):
+        self.server.log.verbose("Protocol error (%s) from client: id=%d addr=%s",
+                                message, self.id, self.addr)
+        if not self.closing:
+            self.transport.write(resp.error("ERR " + message))
+        self.close()
+
+    def close(self):
+        if not self.closing:
+            self.closing = True
+            self.transport.close()
+
+    def subscriptions(self) -> int:
+        return len(self.channels) + len(self.patterns)
+
+
+def _addresses(transport):
+    peer = transport.get_extra_info("peername")
+    sock = transport.get_extra_info("sockname")
+    if isinstance(peer, tuple):
+        host = peer[0]
+        fmt = "[{}]:{}" if ":" in host else "{}:{}"
+        return fmt.format(host, peer[1]), fmt.format(sock[0], sock[1]), "tcp"
+    return f"{sock or ''}:0", f"{sock or ''}:0", "unix"
+
+
+def _type_char(value) -> str:
+    if isinstance(value, int):
+        return ":"
+    if isinstance(value, list):
+        return "*"
+    if value is None:
+        return "$"
+    if isinstance(value, Exception):
+        return "-"
+    return "+"
+
+
+def _map_hiredis_error(text: str) -> str:
+    if "multi-bulk" in text:
+        return errors.PROTO_MULTIBULK
+    if "Bulk string length" in text or "bulk" in text.lower():
+        return errors.PROTO_BULK
+    if "reply type byte" in text:
+        got = text.split('"')[1] if '"' in text else "?"
+        return errors.PROTO_EXPECTED_DOLLAR.format(got)
+    return "Protocol error: " + text

@@ -1,0 +1,87 @@
+"""Channel and pattern subscriptions of this process's connections, and message delivery.
+
+Messages are encoded once per protocol version and written to each subscriber's transport; a
+subscriber whose unread output passes the pubsub output limit is disconnected (Connection.send),
+so a slow reader can never make the server grow without bound.
+"""
+
+from . import resp
+from .glob import glob_match
+
+_MESSAGE = resp.bulk(b"message")
+_PMESSAGE = resp.bulk(b"pmessage")
+
+
+class PubSub:
+    def __init__(self):
+        self.channels = {}   # channel -> set of connections
+        self.patterns = {}   # pattern -> set of connections
+
+    def subscribe(self, conn, channel) -> bool:
+        if channel in conn.channels:
+            return False
+        conn.channels.add(channel)
+        self.channels.setdefault(channel, set()).add(conn)
+        return True
+
+    def unsubscribe(self, conn, channel) -> bool:
+        if channel not in conn.channels:
+            return False
+        conn.channels.discard(channel)
+        subscribers = self.channels.get(channel)
+        if subscribers is not None:
+            subscribers.discard(conn)
+            if not subscribers:
+                del self.channels[channel]
+        return True
+
+    def psubscribe(self, conn, pattern) -> bool:
+        if pattern in conn.patterns:
+            return False
+        conn.patterns.add(pattern)
+        self.patterns.setdefault(pattern, set()).add(conn)
+        return True
+
+    def punsubscribe(self, conn, pattern) -> bool:
+        if pattern not in conn.patterns:
+            return False
+        conn.patterns.discard(pattern)
+        subscribers = self.patterns.get(pattern)
+        if subscribers is not None:
+            subscribers.discard(conn)
+            if not subscribers:
+                del self.patterns[pattern]
+        return True
+
+    def drop(self, conn):
+        for channel in list(conn.channels):
+            self.unsubscribe(conn, channel)
+        for pattern in list(conn.patterns):
+            self.punsubscribe(conn, pattern)
+
+    def publish(self, channel: bytes, message: bytes) -> int:
+        """Deliver to local subscribers; returns how many received it."""
+        delivered = 0
+        encoded = {}
+        subscribers = self.channels.get(channel)
+        if subscribers:
+            tail = resp.bulk(channel) + resp.bulk(message)
+            for conn in list(subscribers):
+                data = encoded.get(conn.proto)
+                if data is None:
+                    data = encoded[conn.proto] = (b">3\r\n" if conn.proto == 3 else b"*3\r\n") + \
+                        _MESSAGE + tail
+                conn.send(data)
+                delivered += 1
+        if self.patterns:
+            for pattern, conns in list(self.patterns.items()):
+                if not glob_match(pattern, channel):
+                    continue
+                body = _PMESSAGE + resp.bulk(pattern) + resp.bulk(channel) + resp.bulk(message)
+                for conn in list(conns):
+                    conn.send((b">4\r\n" if conn.proto == 3 else b"*4\r\n") + body)
+                    delivered += 1
+        return delivered
+
+    def numsub(self, channel) -> int:
+        return len(self.channels.get(channel, ()))

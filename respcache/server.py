@@ -1,0 +1,299 @@
+"""The server process: listeners, client registry, periodic work (cron), shutdown.
+
+A Server owns one shm_lru table (created when `shm-manage yes`, attached otherwise), its
+connections, the pub/sub hub, slowlog and monitors. Extensions (the tiers package) plug in through
+`server.extensions`: objects with optional `start(server)`, `stop(server)`, `cron(server)` and
+`info(server) -> {section: [(field, value)]}` methods. This module knows nothing of what they do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import signal
+import socket
+import time
+from collections import deque
+
+from shm_lru import ShmLRU
+
+from . import errors, resp
+from .config import Config
+from .keyspace import Keyspace
+from .protocol import Connection
+from .pubsub import PubSub
+
+from .commands import load_all
+
+load_all()
+
+
+def segment_name(config: Config) -> str:
+    return config.values["shm-name"] or f"respcache-{config.values['port']}"
+
+
+def open_table(config: Config, log) -> tuple[ShmLRU, bool]:
+    """Create (shm-manage yes) or attach the segment; returns (table, created_here)."""
+    name = segment_name(config)
+    if config.values["shm-manage"]:
+        table = ShmLRU.create(name, capacity=config.values["shm-capacity"],
+                              record_size=config.values["shm-record-size"], replace=True)
+        log.info("Created shm segment '%s': %d records of %d bytes", name, table.capacity,
+                 table.record_size)
+        return table, True
+    table = ShmLRU.attach(name)
+    log.info("Attached shm segment '%s': %d records of %d bytes", name, table.capacity,
+             table.record_size)
+    return table, False
+
+
+class Server:
+    def __init__(self, config: Config, log, table: ShmLRU | None = None, owns_table=False):
+        self.config = config
+        self.log = log
+        if table is None:
+            table, owns_table = open_table(config, log)
+        self.table = table
+        self.owns_table = owns_table
+        self.keyspace = Keyspace(table)
+        self.clients = {}
+        self.pubsub = PubSub()
+        self.monitors = set()
+        self.slowlog = deque(maxlen=config.values["slowlog-max-len"])
+        self.slowlog_next_id = 0
+        self.slowlog_threshold_usec = config.values["slowlog-log-slower-than"]
+        self.pubsub_output_limit = config.values["client-output-buffer-limit"]["pubsub"][0]
+        self.extensions = []
+        self.listeners = []
+        self.started = time.time()
+        self.started_monotonic = time.monotonic()
+        self.stats_commands = 0
+        self.stats_connections = 0
+        self.stats_rejected = 0
+        self.stats_expired_by_cron = 0
+        self._next_client_id = 0
+        self._shutdown = None
+        self.loop = None
+        self.tcp_port = None
+
+    # ---- clients ------------------------------------------------------------------------------
+    def next_client_id(self) -> int:
+        self._next_client_id += 1
+        return self._next_client_id
+
+    def admit(self, conn: Connection):
+        """None to accept the connection, or the bytes to send before closing it."""
+        self.stats_connections += 1
+        values = self.config.values
+        if len(self.clients) >= values["maxclients"]:
+            self.stats_rejected += 1
+            return resp.error(errors.MAX_CLIENTS)
+        if (values["protected-mode"] and not values["requirepass"] and conn.kind == "tcp"
+                and not _is_loopback(conn.addr)):
+            self.stats_rejected += 1
+            return errors.PROTECTED_MODE.encode()
+        return None
+
+    def forget(self, conn: Connection):
+        self.clients.pop(conn.id, None)
+        self.pubsub.drop(conn)
+        self.monitors.discard(conn)
+
+    def feed_monitors(self, conn, args):
+        line = "+%.6f [0 %s] %s\r\n" % (
+            time.time(), conn.addr if conn.kind == "tcp" else "unix:" + conn.laddr[:-2],
+            " ".join(_monitor_repr(a) for a in args))
+        data = line.encode()
+        for monitor in list(self.monitors):
+            if monitor is not conn:
+                monitor.send(data)
+
+    def slowlog_add(self, conn, args, usec):
+        shown = [a[:128] + (b"... (%d more bytes)" % (len(a) - 128) if len(a) > 128 else b"")
+                 for a in args[:31]]
+        if len(args) > 32:
+            shown.append(b"... (%d more arguments)" % (len(args) - 31))
+        elif len(args) == 32:
+            shown.append(args[31][:128])
+        self.slowlog.appendleft((self.slowlog_next_id, int(time.time()), usec, shown,
+                                 conn.addr.encode(), conn.name))
+        self.slowlog_next_id += 1
+
+    def config_changed(self, names):
+        """Re-derive cached settings after CONFIG SET."""
+        values = self.config.values
+        if "slowlog-log-slower-than" in names:
+            self.slowlog_threshold_usec = values["slowlog-log-slower-than"]
+        if "client-output-buffer-limit" in names:
+            self.pubsub_output_limit = values["client-output-buffer-limit"]["pubsub"][0]
+        if "slowlog-max-len" in names:
+            self.slowlog = deque(self.slowlog, maxlen=values["slowlog-max-len"])
+        if "loglevel" in names:
+            from .log import set_level
+            set_level(self.log, values["loglevel"])
+        if "requirepass" in names and not values["requirepass"]:
+            for conn in self.clients.values():
+                conn.authenticated = True
+        for ext in self.extensions:
+            if hasattr(ext, "config_changed"):
+                ext.config_changed(self, names)
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    async def serve(self, ready=None):
+        self.loop = asyncio.get_running_loop()
+        self._shutdown = asyncio.Event()
+        await self._listen()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self._on_signal, sig)
+        for ext in self.extensions:
+            if hasattr(ext, "start"):
+                await ext.start(self)
+        cron = self.loop.create_task(self._cron())
+        self.log.info("Ready to accept connections")
+        if ready is not None:
+            ready()
+        await self._shutdown.wait()
+        cron.cancel()
+        await self._close()
+
+    async def _listen(self):
+        values = self.config.values
+        workers = values["workers"]
+        reuse = workers == "auto" or int(workers) > 1
+        if values["port"]:
+            for address in values["bind"]:
+                optional = address.startswith("-")
+                host = address.lstrip("-")
+                try:
+                    listener = await self.loop.create_server(
+                        lambda: Connection(self), host, values["port"],
+                        backlog=values["tcp-backlog"], reuse_address=True,
+                        reuse_port=reuse or None)
+                except OSError as exc:
+                    if optional:
+                        self.log.warning("Could not listen on %s:%d (%s); skipped (optional bind)",
+                                         host, values["port"], exc.strerror)
+                        continue
+                    raise OSError(exc.errno, f"Could not create server TCP listening socket "
+                                  f"{host}:{values['port']}: {exc.strerror}") from None
+                self.listeners.append(listener)
+                self.tcp_port = listener.sockets[0].getsockname()[1]
+        if values["unixsocket"]:
+            path = values["unixsocket"]
+            if os.path.exists(path):
+                os.unlink(path)
+            listener = await self.loop.create_unix_server(lambda: Connection(self), path,
+                                                          backlog=values["tcp-backlog"])
+            if values["unixsocketperm"]:
+                os.chmod(path, int(str(values["unixsocketperm"]), 8))
+            self.listeners.append(listener)
+        if not self.listeners:
+            raise OSError("no listening socket: set port or unixsocket")
+
+    def _on_signal(self, sig):
+        self.log.warning("Received %s scheduling shutdown...", signal.Signals(sig).name)
+        self.request_shutdown()
+
+    def request_shutdown(self):
+        if self._shutdown is not None:
+            self._shutdown.set()
+
+    async def _close(self):
+        self.log.warning("User requested shutdown...")
+        for listener in self.listeners:
+            listener.close()
+        for ext in self.extensions:
+            if hasattr(ext, "stop"):
+                try:
+                    await ext.stop(self)
+                except Exception:  # a failing hand-off must not keep the process alive
+                    self.log.exception("extension stop failed")
+        for conn in list(self.clients.values()):
+            conn.close()  # the transport flushes what it holds before closing
+        deadline = time.monotonic() + 2.0
+        while self.clients and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if self.config.values["unixsocket"]:
+            try:
+                os.unlink(self.config.values["unixsocket"])
+            except OSError:
+                pass
+        self.release_table()
+        self.log.warning("respcache is now ready to exit, bye bye...")
+
+    def release_table(self):
+        if self.table is None:
+            return
+        if self.owns_table and self.config.values["shm-manage"]:
+            self.table.unlink()
+        self.table.close()
+        self.table = None
+
+    # ---- periodic work ------------------------------------------------------------------------
+    async def _cron(self):
+        last_second = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0 / self.config.values["hz"])
+            try:
+                self.cron_tick()
+                now = time.monotonic()
+                if now - last_second >= 1.0:
+                    last_second = now
+                    self._close_idle_clients(now)
+                for ext in self.extensions:
+                    if hasattr(ext, "cron"):
+                        ext.cron(self)
+            except Exception:  # the cron must survive anything one tick runs into
+                self.log.exception("cron tick failed")
+
+    def cron_tick(self):
+        effort = self.config.values["active-expire-effort"]
+        self.stats_expired_by_cron += self.table.sweep(max_checks=200 * effort)
+
+    def _close_idle_clients(self, now):
+        timeout = self.config.values["timeout"]
+        if not timeout:
+            return
+        for conn in list(self.clients.values()):
+            if (not conn.channels and not conn.patterns and conn.blocked is None
+                    and not conn.monitor and now - conn.last_interaction > timeout):
+                self.log.verbose("Closing idle client id=%d addr=%s", conn.id, conn.addr)
+                conn.close()
+
+
+def _is_loopback(addr: str) -> bool:
+    host = addr.rsplit(":", 1)[0].strip("[]")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def _monitor_repr(arg: bytes) -> str:
+    out = ['"']
+    for b in arg:
+        ch = chr(b)
+        if ch in '\\"':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif 32 <= b < 127:
+            out.append(ch)
+        else:
+            out.append("\\x%02x" % b)
+    out.append('"')
+    return "".join(out)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
