@@ -62,13 +62,13 @@ def run(config: Config) -> int:
                 pass
 
 
-def run_single(config: Config, log, table=None, owns_table=False) -> int:
+def run_single(config: Config, log, table=None, owns_table=False, worker=None) -> int:
     from .server import Server
 
     install_event_loop()
     log.info("respcache %s starting, pid=%d, role=%s", VERSION, os.getpid(), config.values["role"])
     try:
-        server = Server(config, log, table=table, owns_table=owns_table)
+        server = Server(config, log, table=table, owns_table=owns_table, worker=worker)
     except Exception as exc:  # segment errors name the segment and both values
         log.warning("Cannot open the keyspace: %s", exc)
         return 1

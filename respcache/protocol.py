@@ -235,7 +235,7 @@ class Connection(asyncio.Protocol):
     def call(self, cmd, args):
         """Invoke a resolved command: monitors, slowlog and stats wrap the handler."""
         server = self.server
-        if server.monitors:
+        if server.monitors or server.bus is not None and server.monitoring():
             server.feed_monitors(self, args)
         self.last_command = cmd.name
         start = time.perf_counter_ns()

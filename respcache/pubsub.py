@@ -16,12 +16,16 @@ class PubSub:
     def __init__(self):
         self.channels = {}   # channel -> set of connections
         self.patterns = {}   # pattern -> set of connections
+        # Called as listener(b"channel"|b"pattern", name, +1|-1): other workers keep counts.
+        self.listener = None
 
     def subscribe(self, conn, channel) -> bool:
         if channel in conn.channels:
             return False
         conn.channels.add(channel)
         self.channels.setdefault(channel, set()).add(conn)
+        if self.listener is not None:
+            self.listener(b"channel", channel, 1)
         return True
 
     def unsubscribe(self, conn, channel) -> bool:
@@ -33,6 +37,8 @@ class PubSub:
             subscribers.discard(conn)
             if not subscribers:
                 del self.channels[channel]
+        if self.listener is not None:
+            self.listener(b"channel", channel, -1)
         return True
 
     def psubscribe(self, conn, pattern) -> bool:
@@ -40,6 +46,8 @@ class PubSub:
             return False
         conn.patterns.add(pattern)
         self.patterns.setdefault(pattern, set()).add(conn)
+        if self.listener is not None:
+            self.listener(b"pattern", pattern, 1)
         return True
 
     def punsubscribe(self, conn, pattern) -> bool:
@@ -51,6 +59,8 @@ class PubSub:
             subscribers.discard(conn)
             if not subscribers:
                 del self.patterns[pattern]
+        if self.listener is not None:
+            self.listener(b"pattern", pattern, -1)
         return True
 
     def drop(self, conn):

@@ -21,6 +21,7 @@ from shm_lru import ShmLRU
 from . import errors, resp
 from .config import Config
 from .keyspace import Keyspace
+from .notifications import KeyspaceEvents
 from .protocol import Connection
 from .pubsub import PubSub
 
@@ -36,6 +37,7 @@ def segment_name(config: Config) -> str:
 def open_table(config: Config, log) -> tuple[ShmLRU, bool]:
     """Create (shm-manage yes) or attach the segment; returns (table, created_here)."""
     name = segment_name(config)
+    config.values["shm-name"] = name  # CONFIG GET shm-name tells local clients where to attach
     if config.values["shm-manage"]:
         table = ShmLRU.create(name, capacity=config.values["shm-capacity"],
                               record_size=config.values["shm-record-size"], replace=True)
@@ -49,7 +51,8 @@ def open_table(config: Config, log) -> tuple[ShmLRU, bool]:
 
 
 class Server:
-    def __init__(self, config: Config, log, table: ShmLRU | None = None, owns_table=False):
+    def __init__(self, config: Config, log, table: ShmLRU | None = None, owns_table=False,
+                 worker=None):
         self.config = config
         self.log = log
         if table is None:
@@ -59,12 +62,13 @@ class Server:
         self.keyspace = Keyspace(table)
         self.clients = {}
         self.pubsub = PubSub()
-        self.monitors = set()
+        self.monitors = CallbackSet(self._monitors_changed)
         self.slowlog = deque(maxlen=config.values["slowlog-max-len"])
         self.slowlog_next_id = 0
         self.slowlog_threshold_usec = config.values["slowlog-log-slower-than"]
         self.pubsub_output_limit = config.values["client-output-buffer-limit"]["pubsub"][0]
         self.extensions = []
+        self.events = KeyspaceEvents(self)
         self.listeners = []
         self.started = time.time()
         self.started_monotonic = time.monotonic()
@@ -73,6 +77,11 @@ class Server:
         self.stats_rejected = 0
         self.stats_expired_by_cron = 0
         self._next_client_id = 0
+        # With `workers N`: (index, count, bus socket); client ids are unique across workers.
+        self.worker = worker
+        self.worker_index, self.worker_count = (worker[0], worker[1]) if worker else (0, 1)
+        self.bus = None
+        self.stopping = False
         self._shutdown = None
         self.loop = None
         self.tcp_port = None
@@ -80,7 +89,7 @@ class Server:
     # ---- clients ------------------------------------------------------------------------------
     def next_client_id(self) -> int:
         self._next_client_id += 1
-        return self._next_client_id
+        return (self._next_client_id - 1) * self.worker_count + self.worker_index + 1
 
     def admit(self, conn: Connection):
         """None to accept the connection, or the bytes to send before closing it."""
@@ -100,13 +109,33 @@ class Server:
         self.pubsub.drop(conn)
         self.monitors.discard(conn)
 
+    def publish(self, channel: bytes, message: bytes) -> int:
+        """PUBLISH on every worker; returns the receivers counted across all of them."""
+        receivers = self.pubsub.publish(channel, message)
+        if self.bus is not None:
+            receivers += self.bus.remote_receivers(channel)
+            self.bus.broadcast(b"pub", channel, message)
+        return receivers
+
+    def monitoring(self) -> bool:
+        return bool(self.monitors) or (self.bus is not None and self.bus.remote_monitor_count() > 0)
+
+    def _monitors_changed(self):
+        if self.bus is not None:
+            self.bus.local_monitors_changed(len(self.monitors))
+
     def feed_monitors(self, conn, args):
         line = "+%.6f [0 %s] %s\r\n" % (
             time.time(), conn.addr if conn.kind == "tcp" else "unix:" + conn.laddr[:-2],
             " ".join(_monitor_repr(a) for a in args))
         data = line.encode()
+        self._deliver_monitor_line(data, conn)
+        if self.bus is not None and self.bus.remote_monitor_count():
+            self.bus.broadcast(b"monitor-line", data)
+
+    def _deliver_monitor_line(self, data, source=None):
         for monitor in list(self.monitors):
-            if monitor is not conn:
+            if monitor is not source:
                 monitor.send(data)
 
     def slowlog_add(self, conn, args, usec):
@@ -129,6 +158,8 @@ class Server:
             self.pubsub_output_limit = values["client-output-buffer-limit"]["pubsub"][0]
         if "slowlog-max-len" in names:
             self.slowlog = deque(self.slowlog, maxlen=values["slowlog-max-len"])
+        if "notify-keyspace-events" in names:
+            self.events.configure(values["notify-keyspace-events"])
         if "loglevel" in names:
             from .log import set_level
             set_level(self.log, values["loglevel"])
@@ -144,17 +175,21 @@ class Server:
         self.loop = asyncio.get_running_loop()
         self._shutdown = asyncio.Event()
         await self._listen()
+        if self.worker is not None:
+            await self._join_bus()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._on_signal, sig)
         for ext in self.extensions:
             if hasattr(ext, "start"):
                 await ext.start(self)
         cron = self.loop.create_task(self._cron())
+        self.events.start(self.loop)
         self.log.info("Ready to accept connections")
         if ready is not None:
             ready()
         await self._shutdown.wait()
         cron.cancel()
+        self.events.stop()
         await self._close()
 
     async def _listen(self):
@@ -191,6 +226,15 @@ class Server:
         if not self.listeners:
             raise OSError("no listening socket: set port or unixsocket")
 
+    async def _join_bus(self):
+        from .bus import Bus
+        index, count, sock = self.worker
+        self.bus = Bus(self, index, count)
+        self.bus.events[b"pub"] = lambda origin, args: self.pubsub.publish(args[0], args[1])
+        self.bus.events[b"monitor-line"] = lambda origin, args: self._deliver_monitor_line(args[0])
+        self.pubsub.listener = self.bus.local_subscription_changed
+        await self.loop.create_unix_connection(lambda: self.bus, sock=sock)
+
     def _on_signal(self, sig):
         self.log.warning("Received %s scheduling shutdown...", signal.Signals(sig).name)
         self.request_shutdown()
@@ -200,6 +244,7 @@ class Server:
             self._shutdown.set()
 
     async def _close(self):
+        self.stopping = True
         self.log.warning("User requested shutdown...")
         for listener in self.listeners:
             listener.close()
@@ -248,8 +293,11 @@ class Server:
                 self.log.exception("cron tick failed")
 
     def cron_tick(self):
+        # Visit the whole table about every 2 s (faster with active-expire-effort), so that
+        # `expired` events fire soon after the deadline even for keys nobody reads.
         effort = self.config.values["active-expire-effort"]
-        self.stats_expired_by_cron += self.table.sweep(max_checks=200 * effort)
+        checks = max(1000, self.table.capacity * effort // (2 * self.config.values["hz"]))
+        self.stats_expired_by_cron += self.table.sweep(max_checks=checks)
 
     def _close_idle_clients(self, now):
         timeout = self.config.values["timeout"]
@@ -260,6 +308,24 @@ class Server:
                     and not conn.monitor and now - conn.last_interaction > timeout):
                 self.log.verbose("Closing idle client id=%d addr=%s", conn.id, conn.addr)
                 conn.close()
+
+
+class CallbackSet(set):
+    """A set that reports additions and removals (the monitor count crosses workers)."""
+
+    def __init__(self, on_change):
+        super().__init__()
+        self.on_change = on_change
+
+    def add(self, item):
+        if item not in self:
+            super().add(item)
+            self.on_change()
+
+    def discard(self, item):
+        if item in self:
+            super().discard(item)
+            self.on_change()
 
 
 def _is_loopback(addr: str) -> bool:
