@@ -24,6 +24,36 @@ import hiredis
 from .glob import glob_match
 
 GATHER_TIMEOUT = 1.0
+OPS = {}   # request op -> fn(server, origin, args) -> JSON-able reply; filled by @bus_op
+
+
+def bus_op(name: bytes):
+    """Register what a worker answers when another worker gathers `name` (CLIENT LIST, ...)."""
+    def register(fn):
+        OPS[name] = fn
+        return fn
+    return register
+
+
+def across_workers(server, op: bytes, args, local, combine):
+    """combine(local, [peer replies]) now when single, or a Future of it with workers.
+
+    Command handlers return this directly: the connection waits on a Future (deferred reply).
+    """
+    if server.bus is None:
+        return combine(local, [])
+    gathered = server.bus.gather(op, *args)
+    result = server.loop.create_future()
+
+    def done(fut):
+        if result.cancelled():
+            return
+        try:
+            result.set_result(combine(local, [reply for _, reply in fut.result()]))
+        except Exception as exc:  # the command gets an error reply, the worker lives on
+            result.set_exception(exc)
+    gathered.add_done_callback(done)
+    return result
 
 
 def encode_message(parts) -> bytes:
@@ -42,7 +72,6 @@ class Bus(asyncio.Protocol):
         self.reader = hiredis.Reader()
         self.req_ids = itertools.count(1)
         self.pending = {}           # req_id -> (future, expected or None, replies)
-        self.ops = {}               # request op -> fn(origin, args) -> JSON-able reply
         self.events = {}            # broadcast event -> fn(origin, args)
         # What the other workers have: {origin: {channel: count}} and the like.
         self.remote_channels = {}
@@ -86,8 +115,8 @@ class Bus(asyncio.Protocol):
                 handler(int(message[1]), message[3:])
         elif kind == b"Q":
             origin, req_id, op = int(message[1]), message[2], message[3]
-            handler = self.ops.get(op)
-            result = handler(origin, message[4:]) if handler is not None else None
+            handler = OPS.get(op)
+            result = handler(self.server, origin, message[4:]) if handler is not None else None
             self._send([b"R", message[1], req_id, json.dumps(result).encode()])
         elif kind == b"R":
             state = self.pending.get(int(message[2]))

@@ -9,6 +9,7 @@ from .. import errors, resp
 from ..config import REDIS_COMPAT_VERSION
 from ..errors import CommandError
 from .args import parse_int
+from ..bus import across_workers, bus_op
 from .registry import command, container, subcommand
 
 
@@ -212,38 +213,51 @@ def client_info(conn, args):
     return resp.verbatim((client_info_line(conn) + "\n").encode(), conn.proto)
 
 
+def _list_filter(args):
+    """CLIENT LIST's [TYPE t] [ID id ...] as a predicate (also run by the other workers)."""
+    if len(args) <= 2:
+        return lambda c: True
+    word = args[2].upper()
+    if word == b"ID" and len(args) > 3:
+        wanted = {parse_int(a) for a in args[3:]}
+        return lambda c: c.id in wanted
+    if word == b"TYPE" and len(args) == 4:
+        return _type_filter(args[3])
+    raise CommandError(errors.SYNTAX)
+
+
+def _type_filter(raw):
+    kind = raw.lower()
+    if kind not in (b"normal", b"pubsub", b"master", b"replica", b"slave"):
+        raise CommandError(f"ERR Unknown client type '{raw.decode('utf-8', 'replace')}'")
+    return lambda c: kind in (b"normal", b"pubsub") and bool(c.channels or c.patterns) == (
+        kind == b"pubsub")
+
+
+def _listed(server, args):
+    keep = _list_filter(args)
+    now = time.monotonic()
+    return [(c.id, client_info_line(c, now)) for c in server.clients.values() if keep(c)]
+
+
+@bus_op(b"client-list")
+def _peer_client_list(server, origin, args):
+    return _listed(server, args)
+
+
 @subcommand(CLIENT, "list", -2)
 def client_list(conn, args):
-    clients = list(conn.server.clients.values())
-    if len(args) > 2:
-        word = args[2].upper()
-        if word == b"ID" and len(args) > 3:
-            wanted = {parse_int(a) for a in args[3:]}
-            clients = [c for c in clients if c.id in wanted]
-        elif word == b"TYPE" and len(args) == 4:
-            kind = args[3].lower()
-            if kind not in (b"normal", b"pubsub", b"master", b"replica", b"slave"):
-                raise CommandError(f"ERR Unknown client type '{args[3].decode()}'")
-            is_pubsub = kind == b"pubsub"
-            clients = [c for c in clients if bool(c.channels or c.patterns) == is_pubsub
-                       and kind in (b"normal", b"pubsub")]
-        else:
-            raise CommandError(errors.SYNTAX)
-    now = time.monotonic()
-    text = "".join(client_info_line(c, now) + "\n" for c in sorted(clients, key=lambda c: c.id))
-    return resp.verbatim(text.encode(), conn.proto)
+    def combine(local, peers):
+        rows = sorted(local + [tuple(row) for rows in peers for row in rows])
+        return resp.verbatim("".join(line + "\n" for _, line in rows).encode(), conn.proto)
+    return across_workers(conn.server, b"client-list", args, _listed(conn.server, args), combine)
 
 
-@subcommand(CLIENT, "kill", -3, "admin")
-def client_kill(conn, args):
-    clients = conn.server.clients.values()
+def _kill_filter(args):
+    """CLIENT KILL's filters as (predicate, skipme); the old `CLIENT KILL addr` form included."""
     if len(args) == 3:
         target = args[2].decode("utf-8", "replace")
-        victims = [c for c in clients if c.addr == target]
-        if not victims:
-            raise CommandError(errors.NO_SUCH_CLIENT)
-        _kill(conn, victims)
-        return resp.OK
+        return (lambda c: c.addr == target), False
     filters = []
     skipme = True
     i = 2
@@ -262,11 +276,7 @@ def client_kill(conn, args):
         elif word == b"USER":
             filters.append(lambda c, t=text: c.user == t)
         elif word == b"TYPE":
-            kind = value.lower()
-            if kind not in (b"normal", b"pubsub", b"master", b"replica", b"slave"):
-                raise CommandError(f"ERR Unknown client type '{text}'")
-            filters.append(lambda c, k=kind: bool(c.channels or c.patterns) == (k == b"pubsub")
-                           and k in (b"normal", b"pubsub"))
+            filters.append(_type_filter(value))
         elif word == b"SKIPME":
             low = value.lower()
             if low not in (b"yes", b"no"):
@@ -275,18 +285,41 @@ def client_kill(conn, args):
         else:
             raise CommandError(errors.SYNTAX)
         i += 2
-    victims = [c for c in clients if all(f(c) for f in filters) and not (skipme and c is conn)]
-    _kill(conn, victims)
-    return resp.integer(len(victims))
+    return (lambda c: all(f(c) for f in filters)), skipme
 
 
-def _kill(conn, victims):
+def _kill_matching(server, args, caller=None) -> int:
+    keep, skipme = _kill_filter(args)
+    victims = [c for c in server.clients.values()
+               if keep(c) and not (skipme and c is caller)]
     for victim in victims:
-        if victim is conn:
+        if victim is caller:
             # Reply first, then close: Redis closes the caller after the reply is written.
-            conn.server.loop.call_soon(conn.close)
+            server.loop.call_soon(victim.close)
         else:
             victim.close()
+    return len(victims)
+
+
+@bus_op(b"client-kill")
+def _peer_client_kill(server, origin, args):
+    return _kill_matching(server, args)
+
+
+@subcommand(CLIENT, "kill", -3, "admin")
+def client_kill(conn, args):
+    _kill_filter(args)  # syntax errors before anything is killed anywhere
+    old_form = len(args) == 3
+
+    def combine(local, peers):
+        total = local + sum(peers)
+        if old_form:
+            if not total:
+                return resp.error(errors.NO_SUCH_CLIENT)
+            return resp.OK
+        return resp.integer(total)
+    return across_workers(conn.server, b"client-kill", args,
+                          _kill_matching(conn.server, args, conn), combine)
 
 
 @subcommand(CLIENT, "no-evict", 3)
