@@ -1,0 +1,212 @@
+"""`workers 2`: one port, two worker processes, one shm table; clients cannot tell which they got."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+import redis
+
+from shm_lru import ShmLRU
+
+from conftest import wait_for_port
+
+
+def connections_on_both_workers(srv, count=2):
+    """Open connections until both workers have one; returns {worker_index: client}."""
+    found = {}
+    spare = []
+    for _ in range(64):
+        client = srv.client(protocol=2)
+        worker = (client.client_id() - 1) % count
+        if worker not in found:
+            found[worker] = client
+        else:
+            spare.append(client)
+        if len(found) == count:
+            break
+    for client in spare:
+        client.close()
+    assert len(found) == count, "SO_REUSEPORT never spread 64 connections over both workers"
+    return found
+
+
+def worker_pids(srv):
+    out = os.popen(f"pgrep -P {srv.proc.pid}").read().split()
+    return sorted(int(pid) for pid in out)
+
+
+@pytest.fixture
+def two_workers(start_server):
+    srv = start_server("--workers", "2")
+    deadline = time.monotonic() + 10
+    while len(worker_pids(srv)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return srv
+
+
+def test_writes_on_one_worker_are_read_on_the_other(two_workers):
+    clients = connections_on_both_workers(two_workers)
+    clients[0].set("shared", "from-0", ex=100)
+    assert clients[1].get("shared") == b"from-0"
+    assert 99000 < clients[1].pttl("shared") <= 100000
+    assert clients[0].dbsize() == clients[1].dbsize() == 1
+
+
+def test_publish_reaches_subscribers_on_every_worker_in_order(two_workers):
+    clients = connections_on_both_workers(two_workers)
+    subscriber = clients[1].pubsub()
+    subscriber.subscribe("news")
+    assert subscriber.get_message(timeout=2)["type"] == "subscribe"
+    time.sleep(0.2)  # the subscription count travels to the other worker
+    receivers = [clients[0].publish("news", f"m{i}") for i in range(200)]
+    assert receivers == [1] * 200
+    got = []
+    deadline = time.monotonic() + 5
+    while len(got) < 200 and time.monotonic() < deadline:
+        message = subscriber.get_message(timeout=1)
+        if message and message["type"] == "message":
+            got.append(message["data"])
+    assert got == [f"m{i}".encode() for i in range(200)]
+    numsub = clients[0].pubsub_numsub("news")
+    assert numsub == [(b"news", 1)]
+
+
+def test_watch_sees_a_write_made_through_the_other_worker(two_workers):
+    clients = connections_on_both_workers(two_workers)
+    clients[0].set("balance", 10)
+    with clients[0].pipeline() as pipe:
+        pipe.watch("balance")
+        clients[1].incr("balance")
+        pipe.multi()
+        pipe.set("balance", 0)
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    assert clients[0].get("balance") == b"11"
+
+
+def test_client_list_and_kill_cover_both_workers(two_workers):
+    clients = connections_on_both_workers(two_workers)
+    clients[1].client_setname("far-away")
+    listing = clients[0].client_list()
+    names = {c["name"] for c in listing}
+    assert "far-away" in names
+    far_id = clients[1].client_id()
+    assert clients[0].client_kill_filter(_id=far_id) == 1
+    # The killed connection is closed by its worker: reading from its socket gives EOF.
+    connection = clients[1].connection_pool.get_connection()
+    connection.send_command("PING")
+    with pytest.raises(redis.ConnectionError):
+        connection.read_response()
+
+
+def test_config_set_applies_to_every_worker(two_workers):
+    clients = connections_on_both_workers(two_workers)
+    clients[0].config_set("slowlog-max-len", "77")
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        if clients[1].config_get("slowlog-max-len") == {"slowlog-max-len": "77"}:
+            break
+        time.sleep(0.02)
+    assert clients[1].config_get("slowlog-max-len") in ({"slowlog-max-len": "77"},
+                                                        {b"slowlog-max-len": b"77"})
+
+
+def test_monitor_sees_commands_served_by_the_other_worker(two_workers):
+    clients = connections_on_both_workers(two_workers)
+    with clients[0].monitor() as monitor:
+        time.sleep(0.2)
+        clients[1].set("watched-by-monitor", "x")
+        deadline = time.monotonic() + 3
+        seen = False
+        while not seen and time.monotonic() < deadline:
+            seen = "watched-by-monitor" in monitor.next_command()["command"]
+    assert seen
+
+
+def test_keyspace_notifications_fire_for_keys_expiring_anywhere(two_workers):
+    clients = connections_on_both_workers(two_workers)
+    clients[0].config_set("notify-keyspace-events", "Ex")
+    time.sleep(0.2)
+    sub = clients[1].pubsub()
+    sub.subscribe("__keyevent@0__:expired")
+    assert sub.get_message(timeout=2)["type"] == "subscribe"
+    clients[0].set("short-lived", "x", px=50)
+    deadline = time.monotonic() + 5
+    events = []
+    while time.monotonic() < deadline and not events:
+        message = sub.get_message(timeout=0.5)
+        if message and message["type"] == "message":
+            events.append(message["data"])
+    assert events == [b"short-lived"]
+
+
+def test_worker_killed_under_load_is_restarted_and_others_do_not_notice(two_workers):
+    srv = two_workers
+    clients = connections_on_both_workers(srv)
+    victim_pid = int(clients[1].info("server")["process_id"])
+    survivor = clients[0]
+    assert int(survivor.info("server")["process_id"]) != victim_pid
+    errors = []
+    stop = threading.Event()
+
+    def load():
+        n = 0
+        while not stop.is_set() and n < 100000:
+            try:
+                survivor.set(f"load:{n % 500}", n)
+                assert survivor.get(f"load:{n % 500}") == str(n).encode()
+            except Exception as exc:  # any failure on the surviving worker fails the test
+                errors.append(exc)
+                return
+            n += 1
+    thread = threading.Thread(target=load)
+    thread.start()
+    time.sleep(0.3)
+    os.kill(victim_pid, signal.SIGKILL)
+    time.sleep(0.5)
+    stop.set()
+    thread.join(10)
+    assert errors == []
+    # The victim's client reconnects (redis-py retries once on a fresh connection).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pids = worker_pids(srv)
+        if len(pids) == 2 and victim_pid not in pids:
+            break
+        time.sleep(0.05)
+    assert len(worker_pids(srv)) == 2 and victim_pid not in worker_pids(srv)
+    fresh = srv.client()
+    assert fresh.ping()
+    table = ShmLRU.attach(srv.shm_name)
+    try:
+        assert table.check() == []
+    finally:
+        table.close()
+
+
+def test_sigterm_stops_every_worker_and_releases_the_segment(start_server):
+    srv = start_server("--workers", "2")
+    deadline = time.monotonic() + 10
+    while len(worker_pids(srv)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = worker_pids(srv)
+    assert len(pids) == 2
+    assert os.path.exists(f"/dev/shm/{srv.shm_name}")
+    assert srv.stop() == 0
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert not os.path.exists(f"/dev/shm/{srv.shm_name}")
+
+
+def test_workers_auto_starts_one_per_core(start_server):
+    srv = start_server("--workers", "auto")
+    deadline = time.monotonic() + 10
+    while len(worker_pids(srv)) < (os.cpu_count() or 1) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(worker_pids(srv)) == (os.cpu_count() or 1)
+    wait_for_port(srv.port)
+    assert srv.client().ping()
