@@ -31,15 +31,16 @@ def main(argv=None) -> int:
     path = None
     if argv and not argv[0].startswith("--"):
         path = argv.pop(0)
+    factories = extension_factories()  # importing them registers their directives and commands
     try:
         config = Config.load(path, argv)
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return 1
-    return run(config)
+    return run(config, factories)
 
 
-def run(config: Config) -> int:
+def run(config: Config, factories=()) -> int:
     from . import log as logmod
     from .supervisor import run_workers, worker_count
 
@@ -52,8 +53,8 @@ def run(config: Config) -> int:
             handle.write(f"{os.getpid()}\n")
     try:
         if worker_count(config) > 1:
-            return run_workers(config, log)
-        return run_single(config, log)
+            return run_workers(config, log, factories)
+        return run_single(config, log, factories=factories)
     finally:
         if values["pidfile"]:
             try:
@@ -62,7 +63,8 @@ def run(config: Config) -> int:
                 pass
 
 
-def run_single(config: Config, log, table=None, owns_table=False, worker=None) -> int:
+def run_single(config: Config, log, table=None, owns_table=False, worker=None,
+               factories=()) -> int:
     from .server import Server
 
     install_event_loop()
@@ -72,7 +74,7 @@ def run_single(config: Config, log, table=None, owns_table=False, worker=None) -
     except Exception as exc:  # segment errors name the segment and both values
         log.warning("Cannot open the keyspace: %s", exc)
         return 1
-    for factory in extension_factories():
+    for factory in factories:
         ext = factory(config)
         if ext is not None:
             server.extensions.append(ext)
@@ -86,7 +88,7 @@ def run_single(config: Config, log, table=None, owns_table=False, worker=None) -
 
 
 def extension_factories():
-    """Plug-ins named by the RESPCACHE_EXTENSIONS entry point group (the tiers package).
+    """Plug-ins in the `respcache.extensions` entry point group (the tiers package).
 
     Looked up by entry point so that respcache never imports tiers itself.
     """

@@ -230,6 +230,12 @@ class Connection(asyncio.Protocol):
             return resp.QUEUED
         if (self.channels or self.patterns) and self.proto == 2 and not cmd.pubsub_ok:
             return resp.error(errors.PUBSUB_CONTEXT.format(cmd.name))
+        if cmd.first_key and self.server.miss_handler is not None:
+            # A tier below may hold keys this table lacks: it fetches them first (a Future), or
+            # returns None when there is nothing to fetch and the command runs now.
+            deferred = self.server.miss_handler.before_command(self, cmd, args)
+            if deferred is not None:
+                return deferred
         return self.call(cmd, args)
 
     def call(self, cmd, args):

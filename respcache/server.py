@@ -3,7 +3,8 @@
 A Server owns one shm_lru table (created when `shm-manage yes`, attached otherwise), its
 connections, the pub/sub hub, slowlog and monitors. Extensions (the tiers package) plug in through
 `server.extensions`: objects with optional `start(server)`, `stop(server)`, `cron(server)` and
-`info(server) -> {section: [(field, value)]}` methods. This module knows nothing of what they do.
+`info(server) -> {section: [(field, value)]}` methods, and may set `server.miss_handler` (see
+Connection.execute). This module knows nothing of what they do.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class Server:
         self.slowlog_threshold_usec = config.values["slowlog-log-slower-than"]
         self.pubsub_output_limit = config.values["client-output-buffer-limit"]["pubsub"][0]
         self.extensions = []
+        # Set by an extension (tiers): before_command(conn, cmd, args) -> Future | None.
+        self.miss_handler = None
         self.events = KeyspaceEvents(self)
         self.listeners = []
         self.started = time.time()

@@ -44,8 +44,9 @@ class WorkerSlot:
 
 
 class Supervisor:
-    def __init__(self, config, log):
+    def __init__(self, config, log, factories=()):
         self.config = config
+        self.factories = factories
         self.log = log
         self.count = worker_count(config)
         self.slots = [WorkerSlot(i) for i in range(self.count)]
@@ -92,7 +93,8 @@ class Supervisor:
                 signal.set_wakeup_fd(-1)
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
-                code = run_worker(self.config, self.log, slot.index, self.count, child_end)
+                code = run_worker(self.config, self.log, slot.index, self.count, child_end,
+                                  self.factories)
             except BaseException:
                 self.log.exception("worker %d crashed", slot.index)
             finally:
@@ -269,15 +271,15 @@ class Supervisor:
             self.selector.modify(slot.sock, events, slot)
 
 
-def run_worker(config, log, index, count, bus_sock) -> int:
+def run_worker(config, log, index, count, bus_sock, factories=()) -> int:
     from shm_lru import ShmLRU
 
     from .cli import run_single
     from .server import segment_name
     table = ShmLRU.attach(segment_name(config))
     return run_single(config, log, table=table, owns_table=False,
-                      worker=(index, count, bus_sock))
+                      worker=(index, count, bus_sock), factories=factories)
 
 
-def run_workers(config, log) -> int:
-    return Supervisor(config, log).run()
+def run_workers(config, log, factories=()) -> int:
+    return Supervisor(config, log, factories).run()

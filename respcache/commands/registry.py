@@ -45,6 +45,13 @@ class Command:
     def fullname(self) -> str:
         return f"{self.parent.name}|{self.name}" if self.parent else self.name
 
+    def keys(self, args) -> list:
+        """The key arguments, from the table's first/last/step (last -1 = to the end)."""
+        if self.first_key <= 0 or len(args) <= self.first_key:
+            return []
+        last = self.last_key if self.last_key > 0 else len(args) + self.last_key
+        return args[self.first_key:last + 1:self.step or 1]
+
     def arity_ok(self, argc: int) -> bool:
         arity = self.arity
         return argc == arity if arity > 0 else argc >= -arity
