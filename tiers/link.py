@@ -1,0 +1,294 @@
+"""The downstream link: the one interface an edge (or relief node) uses to talk to the tier below.
+
+    link = RespLink(name, targets, log, password=None, origin=b"...")
+    link.start() / await link.stop()
+    link.set_targets(["host:port", ...])      # live reconfiguration; queued work is kept by callers
+    link.up                                    # a data connection is open
+    await link.fetch(keys) -> {key: (value, type, expire_at_ms)}     # raises LinkDown
+    await link.push(records)     # records: [(op, key, value, type, expire_at_ms)], ops in OPS
+    link.subscribe({channel: handler(payload)})  # kept across reconnects
+
+Everything a second implementation (a plain Redis/Valkey server with CLIENT TRACKING, say) would
+have to provide is above; the edge uses nothing else. This implementation speaks `RESPCACHE ...`
+commands to a respcache relay over one pipelined connection for data (order is kept: a write and a
+later delete of one key cannot overtake each other) and one for pub/sub, reconnecting with
+exponential backoff and saying so in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import hiredis
+
+from .wire import LinkDown, ReplyError, RespConnection, encode
+
+OP_WRITE = b"S"      # a write: overwrite downstream, other edges drop their copies
+OP_DELETE = b"D"     # a delete: downstream deletes everywhere, other edges drop their copies
+OP_DEMOTE = b"E"     # an eviction under pressure: store unless downstream has it or deleted it
+OP_PLACE = b"P"      # a hand-off between relief nodes (join/leave/rebalance): like a demotion
+OP_AGED = b"A"       # an expansion node lets an object go: it moves to the aging nodes
+OPS = (OP_WRITE, OP_DELETE, OP_DEMOTE, OP_PLACE, OP_AGED)
+
+INVALIDATE_CHANNEL = b"__respcache__:invalidate"
+ANNOUNCE_CHANNEL = b"__respcache__:new"
+
+BACKOFF_START = 0.05
+BACKOFF_MAX = 2.0
+CONNECT_TIMEOUT = 1.0
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"'{text}' is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def encode_records(records) -> list:
+    flat = []
+    for op, key, value, type_code, expire_at in records:
+        flat += (op, key, value if value is not None else b"", b"%d" % type_code,
+                 b"%d" % expire_at)
+    return flat
+
+
+def decode_records(args, start):
+    """[(op, key, value, type, expire_at_ms)] from flat PUSH arguments; ValueError when malformed."""
+    if (len(args) - start) % 5:
+        raise ValueError("records come in fives: op key value type expire-at-ms")
+    out = []
+    for i in range(start, len(args), 5):
+        op = args[i].upper()
+        if op not in OPS:
+            raise ValueError(f"unknown record op '{op.decode(errors='replace')}'")
+        out.append((op, args[i + 1], args[i + 2], int(args[i + 3]), int(args[i + 4])))
+    return out
+
+
+def encode_message(parts) -> bytes:
+    """A coherence message body: a RESP array of bulk strings (keys are binary)."""
+    return encode(parts)
+
+
+def decode_message(payload: bytes) -> list:
+    reader = hiredis.Reader()
+    reader.feed(payload)
+    frame = reader.gets()
+    return frame if isinstance(frame, list) else []
+
+
+class Link:
+    """The interface; see the module docstring."""
+    up = False
+
+    def start(self):
+        raise NotImplementedError
+
+    async def stop(self):
+        raise NotImplementedError
+
+    def set_targets(self, targets):
+        raise NotImplementedError
+
+    async def fetch(self, keys) -> dict:
+        raise NotImplementedError
+
+    async def push(self, records):
+        raise NotImplementedError
+
+    def subscribe(self, handlers):
+        raise NotImplementedError
+
+    def info(self) -> list:
+        return []
+
+
+class RespLink(Link):
+    def __init__(self, name, targets, log, password=None, origin=b""):
+        self.name = name
+        self.log = log
+        self.password = password or None
+        self.origin = origin
+        self.targets = [parse_address(t) for t in targets]
+        self.conn = None
+        self.sub = None
+        self.current = None
+        self.handlers = {}
+        self.up = False
+        self.task = None
+        self.changed = asyncio.Event()
+        self.connected_event = asyncio.Event()
+        self.stopping = False
+        self.connects = 0
+        self.disconnects = 0
+        self.errors = 0
+        self.last_error = ""
+        self.down_since = time.monotonic()
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def start(self):
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def stop(self):
+        self.stopping = True
+        if self.task is not None:
+            self.task.cancel()
+            try:
+                await self.task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self.task = None
+        self._close()
+
+    def set_targets(self, targets):
+        new = [parse_address(t) for t in targets]
+        if new == self.targets:
+            return
+        self.targets = new
+        self.log.info("%s: downstream set to %s", self.name,
+                        " ".join(f"{h}:{p}" for h, p in new) or "(none)")
+        self._close()          # the supervisor reconnects to the new target list
+        self.changed.set()
+
+    def _close(self):
+        self.up = False
+        self.connected_event.clear()
+        for conn in (self.conn, self.sub):
+            if conn is not None:
+                conn.on_lost = None
+                conn.close()
+        self.conn = self.sub = None
+
+    async def _supervise(self):
+        backoff = BACKOFF_START
+        while not self.stopping:
+            if not self.targets:
+                self.changed.clear()
+                await self.changed.wait()
+                continue
+            lost = asyncio.Event()
+            try:
+                await self._connect(lost)
+            except (OSError, asyncio.TimeoutError, LinkDown, ReplyError) as exc:
+                self._note_error(exc)
+                self.log.warning("%s: cannot reach downstream %s (%s); retrying in %.2f s",
+                                 self.name, self._target_names(), self.last_error, backoff)
+                self.changed.clear()
+                try:
+                    await asyncio.wait_for(self.changed.wait(), backoff)
+                    backoff = BACKOFF_START   # new targets: try them at once
+                except asyncio.TimeoutError:
+                    backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            backoff = BACKOFF_START
+            self.changed.clear()
+            waiter = asyncio.ensure_future(lost.wait())
+            changed = asyncio.ensure_future(self.changed.wait())
+            await asyncio.wait([waiter, changed], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            changed.cancel()
+            if lost.is_set() and not self.stopping:
+                self.disconnects += 1
+                self.down_since = time.monotonic()
+                self.log.warning("%s: lost downstream %s:%d; reconnecting with backoff",
+                                 self.name, *self.current)
+            self._close()
+
+    def _target_names(self):
+        return " ".join(f"{h}:{p}" for h, p in self.targets)
+
+    async def _connect(self, lost):
+        last = None
+        for host, port in list(self.targets):
+            try:
+                conn = await RespConnection.open(host, port, CONNECT_TIMEOUT,
+                                                 on_lost=lambda exc: lost.set(),
+                                                 password=self.password)
+                sub = await RespConnection.open(host, port, CONNECT_TIMEOUT,
+                                                on_push=self._on_push,
+                                                on_lost=lambda exc: lost.set(),
+                                                password=self.password)
+                await asyncio.wait_for(conn.call(b"PING"), CONNECT_TIMEOUT)
+            except (OSError, asyncio.TimeoutError, LinkDown, ReplyError) as exc:
+                last = exc
+                continue
+            self.conn, self.sub, self.current = conn, sub, (host, port)
+            if self.handlers:
+                sub.send_noreply(b"SUBSCRIBE", *self.handlers)
+            self.up = True
+            self.connected_event.set()
+            self.connects += 1
+            self.log.info("%s: connected to downstream %s:%d%s", self.name, host, port,
+                            "" if self.connects == 1 else " (reconnected after %.2f s)"
+                            % (time.monotonic() - self.down_since))
+            return
+        raise last if last is not None else LinkDown("no target")
+
+    def _note_error(self, exc):
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+    # ---- data ----------------------------------------------------------------------------------
+    def _data(self):
+        conn = self.conn
+        if conn is None or conn.closed:
+            raise LinkDown(f"{self.name}: downstream is not connected")
+        return conn
+
+    async def fetch(self, keys) -> dict:
+        conn = self._data()
+        try:
+            reply = await conn.send(b"RESPCACHE", b"FETCH", *keys)
+        except (LinkDown, ReplyError) as exc:
+            self._note_error(exc)
+            raise LinkDown(str(exc)) from None
+        found = {}
+        for key, item in zip(keys, reply):
+            if item:
+                found[key] = (item[0], int(item[1]), int(item[2]))
+        return found
+
+    def push_nowait(self, records) -> asyncio.Future:
+        """Send one batch now (pipelined behind earlier ones); the Future is its acknowledgement."""
+        conn = self._data()
+        return conn.send(b"RESPCACHE", b"PUSH", self.origin, *encode_records(records))
+
+    async def push(self, records):
+        try:
+            return await self.push_nowait(records)
+        except (LinkDown, ReplyError) as exc:
+            self._note_error(exc)
+            raise
+
+    async def call(self, *args):
+        conn = self._data()
+        return await conn.send(*args)
+
+    def subscribe(self, handlers):
+        new = [ch for ch in handlers if ch not in self.handlers]
+        self.handlers.update(handlers)
+        if new and self.sub is not None and not self.sub.closed:
+            self.sub.send_noreply(b"SUBSCRIBE", *new)
+
+    def _on_push(self, frame):
+        if isinstance(frame, list) and len(frame) == 3 and frame[0] == b"message":
+            handler = self.handlers.get(frame[1])
+            if handler is not None:
+                try:
+                    handler(frame[2])
+                except Exception:
+                    self.log.exception("%s: coherence handler failed", self.name)
+
+    def info(self) -> list:
+        return [
+            ("link_targets", self._target_names()),
+            ("link_status", "up" if self.up else "down"),
+            ("link_current", "%s:%d" % self.current if self.up and self.current else ""),
+            ("link_connects", self.connects),
+            ("link_disconnects", self.disconnects),
+            ("link_errors", self.errors),
+            ("link_last_error", self.last_error),
+        ]

@@ -1,0 +1,207 @@
+"""Read-through for a server's miss handler: fetch what the table lacks, once per key, then run.
+
+`before_command(conn, cmd, args)` (called by respcache's Connection.execute for keyed commands)
+returns None when every key is in the table (or the command overwrites blindly), else a Future of
+the encoded reply: missing keys are fetched downstream -- one fetch per key however many clients
+ask at once (no stampede), batched across clients within one loop turn -- promoted into the table
+with their absolute expiry (`nx`, so a local write made meanwhile wins), and the command then runs
+against the table. The reply waits at most `timeout` seconds; after that the command runs as a miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+# Commands that replace a key's value without looking at it: nothing to fetch first.
+BLIND = frozenset({"setex", "psetex", "mset", "del", "unlink", "flushall", "flushdb"})
+SET_READS = frozenset({b"get", b"keepttl", b"nx", b"xx"})
+FETCH_BATCH = 256
+
+
+class ReadThrough:
+    def __init__(self, server, timeout_ms):
+        self.server = server
+        self.table = server.table
+        self.loop = server.loop
+        self.timeout = timeout_ms / 1000.0
+        self.inflight = {}           # key -> Future set when its fetch is over
+        self.queue = []
+        self.flush_scheduled = False
+        self.tasks = set()
+        self.fetches = 0             # downstream round trips
+        self.keys_fetched = 0
+        self.found = 0
+        self.promotions = 0
+        self.timeouts = 0
+        self.errors = 0
+
+    # ---- hooks for the owner ---------------------------------------------------------------------
+    def enabled(self) -> bool:
+        return True
+
+    def skip(self, key) -> bool:
+        """True when a key must not be fetched (a local delete not yet downstream)."""
+        return False
+
+    async def fetch(self, keys) -> dict:
+        raise NotImplementedError
+
+    def before_fetch(self, keys):
+        pass
+
+    def admit(self, key, record) -> bool | None:
+        """True: promote; False: drop the answer; None: fetch again (it changed meanwhile)."""
+        return True
+
+    def promoted(self, key):
+        pass
+
+    # ---- the miss handler ------------------------------------------------------------------------
+    def before_command(self, conn, cmd, args):
+        if not self.enabled():
+            return None
+        name = cmd.name
+        if name in BLIND or (name == "set" and not any(a.lower() in SET_READS for a in args[3:])):
+            return None
+        info = self.table.info
+        missing = None
+        for key in cmd.keys(args):
+            if info(key) is None:
+                if missing is None:
+                    missing = [key]
+                elif key not in missing:
+                    missing.append(key)
+        if missing is None:
+            return None
+        self.before_fetch(missing)
+        waits = []
+        for key in missing:
+            if self.skip(key):
+                continue
+            fut = self.inflight.get(key)
+            if fut is None:
+                fut = self.loop.create_future()
+                self.inflight[key] = fut
+                self.queue.append(key)
+            waits.append(fut)
+        if not waits:
+            return None
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        return self._deferred(conn, cmd, args, waits)
+
+    def _deferred(self, conn, cmd, args, waits):
+        result = self.loop.create_future()
+        state = {"left": len(waits), "timer": None}
+
+        def run(_=None):
+            if result.done():
+                return
+            if state["timer"] is not None:
+                state["timer"].cancel()
+            if conn.closing:
+                result.cancel()
+                return
+            try:
+                reply = conn.call(cmd, args)
+            except Exception as exc:  # conn.call already maps command errors to replies
+                result.set_exception(exc)
+                return
+            if isinstance(reply, asyncio.Future):
+                reply.add_done_callback(lambda f: _chain(f, result))
+            else:
+                result.set_result(reply)
+
+        def one_done(_):
+            state["left"] -= 1
+            if state["left"] == 0:
+                run()
+
+        def timed_out():
+            if not result.done():
+                self.timeouts += 1
+                run()
+
+        for fut in waits:
+            fut.add_done_callback(one_done)
+        if not result.done():
+            state["timer"] = self.loop.call_later(self.timeout, timed_out)
+        return result
+
+    def _flush(self):
+        self.flush_scheduled = False
+        while self.queue:
+            batch, self.queue = self.queue[:FETCH_BATCH], self.queue[FETCH_BATCH:]
+            task = self.loop.create_task(self._fetch_batch(batch))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _fetch_batch(self, keys, again=True):
+        self.fetches += 1
+        self.keys_fetched += len(keys)
+        refetch = []
+        try:
+            # The command stops waiting after `timeout`; the fetch itself may finish a bit later
+            # and still promote (it is the same object), but never hangs on a stalled peer.
+            found = await asyncio.wait_for(self.fetch(keys), max(1.0, 10 * self.timeout))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.errors += 1
+            found = {}
+        table = self.table
+        now = table.now_ms() if found else 0
+        for key in keys:
+            record = found.get(key)
+            if record is not None:
+                value, type_code, expire_at = record
+                verdict = self.admit(key, record)
+                if verdict is None and again:
+                    refetch.append(key)
+                    continue
+                if verdict and (expire_at == 0 or expire_at > now):
+                    self.found += 1
+                    try:
+                        stored = table.set(key, value, expire_at_ms=expire_at or None,
+                                           type=type_code, nx=True)
+                    except (ValueError, TypeError):
+                        stored = False
+                    if stored:
+                        self.promotions += 1
+                        self.promoted(key)
+            fut = self.inflight.pop(key, None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        if refetch:
+            await self._fetch_batch(refetch, again=False)
+
+    def info(self) -> list:
+        return [
+            ("fetches", self.fetches),
+            ("keys_fetched", self.keys_fetched),
+            ("keys_found", self.found),
+            ("promotions", self.promotions),
+            ("fetch_timeouts", self.timeouts),
+            ("fetch_errors", self.errors),
+            ("fetches_in_flight", len(self.inflight)),
+        ]
+
+    async def stop(self):
+        for task in list(self.tasks):
+            task.cancel()
+        for fut in self.inflight.values():
+            if not fut.done():
+                fut.set_result(None)
+        self.inflight.clear()
+
+
+def _chain(source, target):
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif source.exception() is not None:
+        target.set_exception(source.exception())
+    else:
+        target.set_result(source.result())
