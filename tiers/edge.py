@@ -71,6 +71,16 @@ class EdgeReadThrough(ReadThrough):
     def promoted(self, key):
         self.edge.promoted[key] = self.table.version(key)
 
+    def after(self, cmd, keys):
+        if cmd.name in ("del", "unlink"):
+            # Whatever the fetch found or not (the relay may be away): the delete goes downstream.
+            # A key that was promoted and deleted here also leaves an OP_DEL; twice is harmless.
+            edge = self.edge
+            for key in keys:
+                if self.table.info(key) is None:
+                    edge.tombstones[key] = edge.tombstones.get(key, 0) + 1
+                    edge._enqueue((OP_DELETE, key, b"", 0, 0))
+
 
 class Edge:
     role = "edge"
@@ -178,7 +188,9 @@ class Edge:
                 if op == OP_SET or op == OP_EXPIRE:
                     entry = table.get_entry(key)
                     if entry is None:
-                        if op == OP_SET:
+                        # Gone already; its OP_DEL / OP_EVICTED follows. Remember that the
+                        # eviction then carries a write (unless this was our own promotion).
+                        if op == OP_SET and self.promoted.pop(key, None) is None:
                             self.dirty.add(key)
                         continue
                     version = self.promoted.pop(key, None)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 
-# Commands that replace a key's value without looking at it: nothing to fetch first.
-BLIND = frozenset({"setex", "psetex", "mset", "del", "unlink", "flushall", "flushdb"})
+# Commands that replace a key's value without looking at it: nothing to fetch first. (DEL and
+# UNLINK are not blind: their reply counts keys that may live downstream only.)
+BLIND = frozenset({"setex", "psetex", "mset", "flushall", "flushdb"})
 SET_READS = frozenset({b"get", b"keepttl", b"nx", b"xx"})
 FETCH_BATCH = 256
 
@@ -56,6 +57,9 @@ class ReadThrough:
     def promoted(self, key):
         pass
 
+    def after(self, cmd, keys):
+        """Called after a deferred command ran, with the keys that were fetched for it."""
+
     # ---- the miss handler ------------------------------------------------------------------------
     def before_command(self, conn, cmd, args):
         if not self.enabled():
@@ -89,9 +93,9 @@ class ReadThrough:
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.loop.call_soon(self._flush)
-        return self._deferred(conn, cmd, args, waits)
+        return self._deferred(conn, cmd, args, waits, missing)
 
-    def _deferred(self, conn, cmd, args, waits):
+    def _deferred(self, conn, cmd, args, waits, missing):
         result = self.loop.create_future()
         state = {"left": len(waits), "timer": None}
 
@@ -105,6 +109,7 @@ class ReadThrough:
                 return
             try:
                 reply = conn.call(cmd, args)
+                self.after(cmd, missing)
             except Exception as exc:  # conn.call already maps command errors to replies
                 result.set_exception(exc)
                 return
