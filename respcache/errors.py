@@ -67,6 +67,12 @@ EXPIRE_OPTIONS_NX_XX_GT_LT = "ERR NX and XX, GT or LT options at the same time a
 EXPIRE_OPTIONS_GT_LT = "ERR GT and LT options at the same time are not compatible"
 UNSUPPORTED_OPTION = "ERR Unsupported option {}"
 
+# Keyspace and hash commands
+INVALID_CURSOR = "ERR invalid cursor"
+VALUE_NAN_OR_INF = "ERR value is NaN or Infinity"
+VALUE_OUT_OF_RANGE = "ERR value is out of range"
+VALUE_OUT_OF_RANGE_BETWEEN = "ERR value is out of range, value must between {} and {}"
+
 # Protocol errors (the connection is closed after the reply)
 PROTO_MULTIBULK = "Protocol error: invalid multibulk length"
 PROTO_BULK = "Protocol error: invalid bulk length"
@@ -92,6 +98,11 @@ def unknown_subcommand(sub: bytes, command: str) -> str:
 
 def wrong_arity(fullname: str) -> str:
     return "ERR wrong number of arguments for '{}' command".format(fullname)
+
+
+def unsupported_option(option: bytes) -> str:
+    """EXPIRE's unknown option; Redis prints it with %s, so it ends at the first NUL byte."""
+    return UNSUPPORTED_OPTION.format(_printable(option.split(b"\0", 1)[0]))
 
 
 def _printable(raw: bytes) -> str:

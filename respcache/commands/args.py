@@ -72,10 +72,11 @@ def parse_expiry_options(args, start, command, allow_keepttl, allow_persist):
     while i < n:
         word = args[i].upper()
         if word in (b"EX", b"PX", b"EXAT", b"PXAT") and i + 1 < n:
-            if deadline is not None or keepttl or persist:
+            # The same option may repeat (the last value wins, as in Redis); two kinds may not.
+            if (deadline is not None and deadline[0] != word) or keepttl or persist:
                 raise CommandError(errors.SYNTAX)
             unit = 1000 if word in (b"EX", b"EXAT") else 1
-            deadline = ("pending", args[i + 1], unit, word in (b"EX", b"PX"))
+            deadline = (word, args[i + 1], unit, word in (b"EX", b"PX"))
             i += 2
             continue
         if word == b"KEEPTTL" and allow_keepttl:
@@ -98,3 +99,69 @@ def parse_expiry_options(args, start, command, allow_keepttl, allow_persist):
         _, raw, unit, relative = deadline
         deadline = deadline_ms(raw, unit, relative, command)
     return deadline, keepttl, persist, flags
+
+
+# ---- long double arithmetic for INCRBYFLOAT / HINCRBYFLOAT ------------------------------------
+# Redis adds in C `long double` (80-bit on x86-64) and prints with "%.17Lf": 0.1 + 0.2 is "0.3"
+# there and 1e400 is a number. Python floats would answer 0.30000000000000004 and inf, so the sum
+# is done by libc/libm through ctypes on values that never pass through a Python float.
+import ctypes as _ctypes
+import ctypes.util as _ctypes_util
+
+
+class LongDouble(_ctypes.c_longdouble):
+    """A subclass, so ctypes hands results back as-is instead of rounding them to a float."""
+
+
+_libc = _ctypes.CDLL(_ctypes_util.find_library("c"), use_errno=True)
+_libm = _ctypes.CDLL(_ctypes_util.find_library("m"))
+_strtold = _libc.strtold
+_strtold.restype = LongDouble
+_strtold.argtypes = [_ctypes.c_char_p, _ctypes.POINTER(_ctypes.c_char_p)]
+_fmal = _libm.fmal
+_fmal.restype = LongDouble
+_fmal.argtypes = [LongDouble, LongDouble, LongDouble]
+_ERANGE = 34
+_LONG_DOUBLE_MAX_CHARS = 5 * 1024  # Redis's MAX_LONG_DOUBLE_CHARS
+
+
+def parse_long_double(raw: bytes, error=errors.NOT_FLOAT) -> LongDouble:
+    """Redis string2ld: all of `raw` is one strtold number, no leading space, no NaN/overflow."""
+    if not raw or len(raw) >= _LONG_DOUBLE_MAX_CHARS or raw[:1].isspace() or b"\0" in raw:
+        raise CommandError(error)
+    buf = _ctypes.create_string_buffer(raw)
+    end = _ctypes.c_char_p()
+    _ctypes.set_errno(0)
+    value = _strtold(buf, _ctypes.byref(end))
+    consumed = _ctypes.cast(end, _ctypes.c_void_p).value - _ctypes.addressof(buf)
+    text = format_long_double(value)
+    if consumed != len(raw) or text.endswith(b"nan"):
+        raise CommandError(error)
+    if _ctypes.get_errno() == _ERANGE and (text.endswith(b"inf") or _is_zero(value)):
+        raise CommandError(error)  # overflow, or underflow all the way to zero
+    return value
+
+
+def _is_zero(value: LongDouble) -> bool:
+    buf = _ctypes.create_string_buffer(64)
+    _libc.snprintf(buf, 64, b"%Lg", value)
+    return buf.value in (b"0", b"-0")
+
+
+def add_long_double(a: LongDouble, b: LongDouble) -> LongDouble:
+    return _fmal(LongDouble(1.0), a, b)  # 1*a + b, rounded once: exactly `a + b` in C
+
+
+def format_long_double(value: LongDouble) -> bytes:
+    """Redis ld2string(LD_STR_HUMAN): "%.17Lf" with trailing zeros cut; "inf"/"-inf"; no "-0"."""
+    buf = _ctypes.create_string_buffer(_LONG_DOUBLE_MAX_CHARS)
+    n = _libc.snprintf(buf, _LONG_DOUBLE_MAX_CHARS, b"%.17Lf", value)
+    text = buf.raw[:n]
+    if b"." in text:
+        text = text.rstrip(b"0").rstrip(b".")
+    return b"0" if text == b"-0" else text
+
+
+def long_double_is_finite(text: bytes) -> bool:
+    """On format_long_double's output: false for inf, -inf and nan."""
+    return not (text.endswith(b"inf") or text.endswith(b"nan"))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 from shm_lru import WrongTypeError
 
 from .. import errors, resp
 from ..errors import CommandError
 from ..keyspace import STRING
-from .args import now_ms, parse_expiry_options, parse_float, parse_int
+from .args import (add_long_double, format_long_double, long_double_is_finite, now_ms,
+                   parse_expiry_options, parse_int, parse_long_double)
 from .registry import command
 
 WRONGTYPE = resp.error(errors.WRONGTYPE)
@@ -158,11 +157,20 @@ def getdel(conn, args):
 
 @command("getex", -2, "write fast", keys=(1, 1, 1), group="string")
 def getex(conn, args):
-    deadline, _, persist, _ = parse_expiry_options(args, 2, "getex", False, True)
+    # Redis checks the syntax, then the key (nil if missing, WRONGTYPE), then the expire value.
+    bad_value = None
+    try:
+        deadline, _, persist, _ = parse_expiry_options(args, 2, "getex", False, True)
+    except CommandError as exc:
+        if str(exc) == errors.SYNTAX:
+            raise
+        bad_value = exc
     table = conn.table
     value = _get_string(conn, args[1])
     if value is None:
         return NIL[conn.proto]
+    if bad_value is not None:
+        raise bad_value
     if deadline is not None:
         table.expire_at(args[1], deadline)  # a past deadline deletes the key, as Redis does
     elif persist:
@@ -230,8 +238,7 @@ def setrange(conn, args):
     if not patch:
         value = _get_string(conn, args[1])
         return resp.integer(0 if value is None else len(value))
-    if offset + len(patch) > MAX_STRING:
-        raise CommandError(errors.STRING_TOO_LONG)
+    # The size limit is checked in change(), after the key's type, as Redis orders the errors.
     return conn.keyspace.update(args[1], STRING, change)
 
 
@@ -271,13 +278,13 @@ def decrby(conn, args):
 
 @command("incrbyfloat", 3, "write denyoom fast", keys=(1, 1, 1), group="string")
 def incrbyfloat(conn, args):
-    delta = parse_float(args[2])
-
+    # In C long double, as Redis adds (0.1 + 0.2 is "0.3", 1e400 is a number); the key's type is
+    # checked before the increment is parsed, as Redis does.
     def change(old):
-        base = 0.0 if old is None else parse_float(old)
-        total = base + delta
-        if math.isnan(total) or math.isinf(total):
+        base = parse_long_double(b"0" if old is None else old)
+        delta = parse_long_double(args[2])
+        text = format_long_double(add_long_double(base, delta))
+        if not long_double_is_finite(text):
             raise CommandError(errors.INCR_FLOAT_NAN)
-        text = resp.format_double(total)
         return text, resp.bulk(text)
     return conn.keyspace.update(args[1], STRING, change)
