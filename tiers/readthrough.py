@@ -69,7 +69,8 @@ class ReadThrough:
             return None
         info = self.table.info
         missing = None
-        for key in cmd.keys(args):
+        keys = cmd.keys(args)
+        for key in keys:
             if info(key) is None:
                 if missing is None:
                     missing = [key]
@@ -77,6 +78,13 @@ class ReadThrough:
                     missing.append(key)
         if missing is None:
             return None
+        if len(keys) > 1:
+            # The keys we have become the most recent, so promoting the others cannot push them
+            # out before the command runs.
+            touch = self.table.touch
+            for key in keys:
+                if key not in missing:
+                    touch(key)
         self.before_fetch(missing)
         waits = []
         for key in missing:

@@ -332,43 +332,24 @@ class Relay:
             return found
         self.stats["table_hits"] += len(found)
         started = time.monotonic()
-        candidates = {key: self._holders(key) for key in missing}
-        timeout = self.values["downstream-timeout"] / 1000.0
+        deadline = self.loop.time() + self.values["downstream-timeout"] / 1000.0
         remote = {}
-        stage = 0
-        while missing:
-            groups = defaultdict(list)
-            for key in missing:
-                names = candidates[key]
-                if stage < len(names):
-                    groups[names[stage]].append(key)
+        ring = self.ring
+        # Stage 0 asks every current owner at once (one slow or dead owner costs nothing while
+        # another answers); stage 1 asks the other possible holders (aging owners, owners under
+        # a previous ring while a join or leave settles). Both within downstream-timeout.
+        stages = [{}, {}]
+        for key in missing:
+            owners = ring.owners(key)
+            for name in self._holders(key):
+                stages[0 if name in owners else 1].setdefault(name, []).append(key)
+        for groups in stages:
+            groups = {name: [k for k in keys if k not in remote] for name, keys in groups.items()}
+            groups = {name: keys for name, keys in groups.items() if keys}
             if not groups:
-                break
-            calls = []
-            for name, group in groups.items():
-                member = self.members.get(name)
-                if member is None:
-                    continue
-                try:
-                    calls.append((member, group, member.conn.send(b"RESPCACHE", b"FETCH",
-                                                                  *group)))
-                except LinkDown:
-                    member.errors += 1
-            if calls:
-                await asyncio.wait([c[2] for c in calls], timeout=timeout)
-            for member, group, fut in calls:
-                if not fut.done() or fut.cancelled() or fut.exception() is not None:
-                    if not fut.done():
-                        fut.cancel()
-                    member.errors += 1
-                    self.stats["downstream_errors"] += 1
-                    continue
-                for key, item in zip(group, fut.result()):
-                    if item:
-                        remote[key] = (item[0], int(item[1]), int(item[2]))
-                        self.stats["relief_hits"] += 1
-            missing = [k for k in missing if k not in remote]
-            stage += 1
+                continue
+            await self._ask(groups, remote, deadline)
+        missing = [k for k in missing if k not in remote]
         self.stats["relief_misses"] += len(missing)
         now = table.now_ms()
         for key, record in remote.items():
@@ -389,6 +370,46 @@ class Relay:
                 except (ValueError, TypeError):
                     pass
         return found
+
+    async def _ask(self, groups, remote, deadline):
+        """FETCH each group from its member; fills `remote`; returns when every asked key has an
+        answer, every call is over, or the deadline passed."""
+        calls = {}
+        wanted = set()
+        for name, group in groups.items():
+            member = self.members.get(name)
+            if member is None:
+                continue
+            try:
+                fut = member.conn.send(b"RESPCACHE", b"FETCH", *group)
+            except LinkDown:
+                member.errors += 1
+                continue
+            calls[fut] = (member, group)
+            wanted.update(group)
+        pending = set(calls)
+        while pending and not wanted.issubset(remote):
+            left = deadline - self.loop.time()
+            if left <= 0:
+                break
+            done, pending = await asyncio.wait(pending, timeout=left,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            for fut in done:
+                member, group = calls[fut]
+                if fut.cancelled() or fut.exception() is not None:
+                    member.errors += 1
+                    self.stats["downstream_errors"] += 1
+                    continue
+                for key, item in zip(group, fut.result()):
+                    if item and key not in remote:
+                        remote[key] = (item[0], int(item[1]), int(item[2]))
+                        self.stats["relief_hits"] += 1
+        for fut in pending:
+            member, _ = calls[fut]
+            if not wanted.issubset(remote):
+                member.errors += 1
+                self.stats["downstream_timeouts"] += 1
+            fut.cancel()
 
     def fetch(self, keys):
         """RESPCACHE FETCH: bytes now when the table has everything, else a Future."""

@@ -335,6 +335,7 @@ class Relief:
 
     async def _rebalance(self):
         log = self.server.log
+        passes = 0
         while True:
             self.rebalance_again = False
             ring, prev = self.ring, self.prev_ring
@@ -378,8 +379,15 @@ class Relief:
             if offered or dropped:
                 log.info("tiers: rebalanced in %.2f s: offered %d, dropped %d", time.monotonic()
                          - started, offered, dropped)
-            if not self.rebalance_again:
-                return
+            if self.rebalance_again:
+                continue
+            if dropped and passes < 3:
+                # Deleting while scanning may hide keys from the scan: look again for objects
+                # this node should not hold (only those; owner sets are settled now).
+                passes += 1
+                self.prev_ring = ring
+                continue
+            return
 
     # ---- expansion: let objects go ----------------------------------------------------------------
     def cron(self, server):

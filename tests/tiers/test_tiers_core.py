@@ -28,9 +28,16 @@ def basic(topo, reliefs=3, relay_capacity=4096, edge_capacity=4096, **relay_dire
 
 
 def settle(edge, timeout=10):
-    """Wait until the edge's outbound queue is empty and acknowledged."""
-    wait_until(lambda: (lambda t: t["queue_depth"] == 0 and t["pending_deletes"] == 0)(
-        edge.tiers()), timeout, what=f"{edge.name} queue drained")
+    """Wait until the edge has shipped everything: queue empty and acknowledged, and nothing new
+    read from the journal across two looks 50 ms apart (the journal is polled every 2 ms)."""
+    def quiet():
+        first = edge.tiers()
+        time.sleep(0.05)
+        second = edge.tiers()
+        moved = ("pushed", "deleted", "demoted")
+        return (second["queue_depth"] == 0 and second["pending_deletes"] == 0
+                and all(first[k] == second[k] for k in moved))
+    wait_until(quiet, timeout, what=f"{edge.name} queue drained")
 
 
 def test_a_key_set_at_one_edge_is_readable_at_another_with_its_ttl(topo):
@@ -122,6 +129,7 @@ def test_a_deleted_key_never_comes_back_even_after_eviction(topo):
     relay, a, b = basic(topo, edge_capacity=64)
     ca, cb = a.client(), b.client()
     ca.set("victim", "old", ex=60)
+    settle(a)
     assert cb.get("victim") == b"old"
     # Push 'victim' out of A's table (it is demoted), then delete it at A where it is not local.
     for i in range(300):
@@ -144,6 +152,7 @@ def test_an_expired_key_never_comes_back(topo):
     relay, a, b = basic(topo, edge_capacity=64)
     ca, cb = a.client(), b.client()
     ca.set("brief", "x", px=400)
+    settle(a)
     assert cb.get("brief") == b"x"
     for i in range(200):
         ca.set(f"f:{i}", "x", ex=60)     # 'brief' is demoted while alive
