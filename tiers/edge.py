@@ -30,7 +30,7 @@ from shm_lru import OP_DEL, OP_EVICTED, OP_EXPIRE, OP_EXPIRED, OP_SET  # noqa: F
 
 from .link import (ANNOUNCE_CHANNEL, INVALIDATE_CHANNEL, OP_DELETE, OP_DEMOTE, OP_WRITE, RespLink,
                    decode_message)
-from .readthrough import ReadThrough
+from .readthrough import ReadThrough, table_fields
 
 POLL_SECONDS = 0.002
 MAX_IN_FLIGHT = 4
@@ -397,6 +397,7 @@ class Edge:
     def info(self, server):
         fields = [("role", "edge"), ("edge_id", self.id.decode()),
                   ("journal_shipper", "yes" if self.shipper else "no")]
+        fields += table_fields(self.table)
         fields += self.link.info()
         fields += [("queue_depth", len(self.queue)),
                    ("queue_limit", self.values["downstream-queue-size"]),

@@ -218,3 +218,14 @@ def _chain(source, target):
         target.set_exception(source.exception())
     else:
         target.set_result(source.result())
+
+
+def table_fields(table) -> list:
+    """keys, capacity and the table's hit/miss counters, for INFO tiers and the status table."""
+    try:
+        stats = table.stats()
+    except Exception:
+        stats = {}
+    return [("keys", len(table)), ("capacity", table.capacity),
+            ("table_hits", stats.get("hits", 0)), ("table_misses", stats.get("misses", 0)),
+            ("table_evictions", stats.get("evictions", 0))]

@@ -32,7 +32,7 @@ from respcache import resp
 
 from .link import (ANNOUNCE_CHANNEL, INVALIDATE_CHANNEL, OP_AGED, OP_DELETE, OP_DEMOTE, OP_PLACE,
                    OP_WRITE, encode_message, encode_records)
-from .readthrough import ReadThrough
+from .readthrough import ReadThrough, table_fields
 from .ring import Ring
 from .wire import LinkDown, RespConnection, encode
 
@@ -328,9 +328,9 @@ class Relay:
             missing = list(keys)
         missing = [k for k in missing if k not in self.tombstones]
         if not missing or not self.members:
-            self.stats["table_hits"] += len(found)
+            self.stats["fetch_table_hits"] += len(found)
             return found
-        self.stats["table_hits"] += len(found)
+        self.stats["fetch_table_hits"] += len(found)
         started = time.monotonic()
         deadline = self.loop.time() + self.values["downstream-timeout"] / 1000.0
         remote = {}
@@ -417,7 +417,7 @@ class Relay:
         entries = [table.get_entry(k) for k in keys]
         self.stats["fetch_keys"] += len(keys)
         if all(e is not None for e in entries) or not self.members:
-            self.stats["table_hits"] += sum(1 for e in entries if e is not None)
+            self.stats["fetch_table_hits"] += sum(1 for e in entries if e is not None)
             return encode_found(keys, {k: e[:3] for k, e in zip(keys, entries) if e is not None})
         result = self.loop.create_future()
 
@@ -447,6 +447,7 @@ class Relay:
 
     def info(self, server):
         fields = [("role", "relay"), ("relay_id", self.id.decode()),
+                  *table_fields(self.table),
                   ("ring_epoch", self.epoch), ("ring_replicas", self.ring.replicas),
                   ("ring_vnodes", self.ring.vnodes), ("ring_members", len(self.ring)),
                   ("previous_rings", len(self.previous)),

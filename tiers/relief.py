@@ -26,6 +26,7 @@ import time
 from collections import OrderedDict, defaultdict
 
 from .link import OP_AGED, OP_DELETE, OP_PLACE, OP_WRITE, encode_records, parse_address
+from .readthrough import table_fields
 from .relay import encode_found
 from .ring import Ring
 from .wire import LinkDown, ReplyError, RespConnection
@@ -443,7 +444,7 @@ class Relief:
                            f"{'up' if uplink.up else 'down'},epoch={uplink.epoch},"
                            f"connects={uplink.connects},errors={uplink.errors}"))
         fields += [("ring_members", len(self.ring) if self.ring else 0),
-                   ("keys", len(self.table)),
+                   *table_fields(self.table),
                    ("expansion_held", len(self.arrived)),
                    ("decaying", len(self.own_expiry))]
         fields += [(k, v) for k, v in sorted(self.stats.items())]
