@@ -235,7 +235,8 @@ def scan_options(rng):
         if word.upper() == b"MATCH":
             options += [word, rng.choice([b"*", b"k*", b"*1", b"[h]?", b"nothing"])]
         elif word == b"COUNT":
-            options += [word, rng.choice([b"1", b"2", b"10", b"100", b"0", b"-1", b"abc"])]
+            options += [word, rng.choice([b"1", b"2", b"10", b"100", b"0", b"-1", b"abc",
+                                          b"9223372036854775807"])]
         elif word == b"TYPE":
             options += [word, rng.choice([b"string", b"hash", b"HASH", b"list", b"foo"])]
         else:

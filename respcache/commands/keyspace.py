@@ -15,6 +15,7 @@ from .registry import command
 
 ULONG_MAX = 2 ** 64 - 1
 KEYS_BATCH = 1024         # table slots KEYS asks for per scan step
+SCAN_COUNT_MAX = 1 << 30  # COUNT is a hint; a larger one only has to fit the table's C int
 _NOT_A_TYPE = -1          # SCAN TYPE with a name no key can have
 
 
@@ -211,6 +212,7 @@ def scan(conn, args):
             count = parse_int(args[i + 1])
             if count < 1:
                 raise CommandError(errors.SYNTAX)
+            count = min(count, SCAN_COUNT_MAX)
         elif word == b"MATCH" and i + 1 < n:
             match = None if args[i + 1] == b"*" else args[i + 1]
         elif word == b"TYPE" and i + 1 < n:
