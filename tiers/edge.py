@@ -17,6 +17,11 @@
 - Coherence: the relay publishes [origin, key...] on __respcache__:invalidate; other edges' copies
   are dropped. A fetch that raced an invalidation of its key is fetched again.
 - SIGTERM / SHUTDOWN: the queue is flushed, then every live object is pushed downstream.
+- `workers N`: every worker reads through; worker 0 alone reads the journal, ships, subscribes.
+  Other workers tell it over the bus which writes were promotions, and it tells them about
+  invalidations. The bus and the journal are not ordered with each other: if worker 0 reads a
+  promotion's record before the bus message, the promotion goes downstream as a write (the
+  same value; it can only overwrite a newer write made meanwhile at another edge).
 """
 
 from __future__ import annotations
@@ -32,7 +37,11 @@ from .link import (ANNOUNCE_CHANNEL, INVALIDATE_CHANNEL, OP_DELETE, OP_DEMOTE, O
                    decode_message)
 from .readthrough import ReadThrough, table_fields
 
-POLL_SECONDS = 0.002
+# The journal is read as soon as a command of ours wrote (see EdgeReadThrough.before_command) and
+# otherwise polled: every POLL_MIN while records keep coming, backing off to POLL_MAX when idle
+# (writes that local app processes make straight into shm, evictions, expiries).
+POLL_MIN = 0.002
+POLL_MAX = 0.020
 MAX_IN_FLIGHT = 4
 STOP_FLUSH_SECONDS = 5.0
 
@@ -45,6 +54,11 @@ class EdgeReadThrough(ReadThrough):
     def enabled(self):
         return self.edge.link is not None and bool(self.edge.values["relay"])
 
+    def before_command(self, conn, cmd, args):
+        if cmd.is_write and self.edge.reader is not None:
+            self.edge.wake_journal()
+        return super().before_command(conn, cmd, args)
+
     def before_fetch(self, keys):
         # A DEL made a moment ago (by anyone on this box) must be known before we fetch.
         self.edge.poll_journal()
@@ -52,11 +66,11 @@ class EdgeReadThrough(ReadThrough):
     def skip(self, key):
         return key in self.edge.tombstones
 
-    async def fetch(self, keys):
+    def start_fetch(self, keys):
         edge = self.edge
         for key in keys:
             edge.fetch_epoch[key] = edge.epochs.get(key, 0)
-        return await edge.link.fetch(keys)
+        return edge.link.fetch_nowait(keys)
 
     def admit(self, key, record):
         edge = self.edge
@@ -69,7 +83,14 @@ class EdgeReadThrough(ReadThrough):
         return True
 
     def promoted(self, key):
-        self.edge.promoted[key] = self.table.version(key)
+        edge = self.edge
+        version = self.table.version(key)
+        if edge.shipper:
+            edge.promoted[key] = version
+        elif edge.server.bus is not None:
+            # Worker 0 reads the journal: tell it this write was a promotion, not a change.
+            # (It may read the record first; see the note in the module docstring.)
+            edge.server.bus.broadcast(b"tiers-promoted", key, b"%d" % version)
 
     def after(self, cmd, keys):
         if cmd.name in ("del", "unlink"):
@@ -106,6 +127,8 @@ class Edge:
                           downstream_errors=0, coherence_messages=0)
         self.readthrough = None
         self.stopping = False
+        self.poll_wakeup = None
+        self.wake_scheduled = False
 
     # ---- lifecycle -------------------------------------------------------------------------------
     async def start(self, server):
@@ -117,6 +140,9 @@ class Edge:
         self.readthrough = EdgeReadThrough(self)
         # One journal reader per box: with `workers N` only worker 0 ships and subscribes.
         self.shipper = server.worker_index == 0
+        if server.bus is not None:
+            server.bus.events[b"tiers-promoted"] = self._peer_promoted
+            server.bus.events[b"tiers-invalidated"] = self._peer_invalidated
         if self.values["relay"]:
             self._activate()
 
@@ -157,6 +183,8 @@ class Edge:
             self.link.subscribe({ANNOUNCE_CHANNEL: self._on_announce})
 
     def cron(self, server):
+        if self.fetch_epoch and not self.readthrough.inflight:
+            self.fetch_epoch.clear()
         if len(self.epochs) > 100000:
             self.epochs.clear()   # only fetches in flight need them, and they re-check
         if len(self.promoted) > 4 * self.table.capacity:
@@ -164,17 +192,39 @@ class Edge:
 
     # ---- journal -> queue --------------------------------------------------------------------------
     async def _journal_loop(self):
+        delay = POLL_MIN
         while True:
             try:
-                self.poll_journal()
+                found = self.poll_journal()
             except Exception:
                 self.server.log.exception("tiers: journal poll failed")
-            await asyncio.sleep(POLL_SECONDS)
+                found = 0
+            delay = POLL_MIN if found else min(POLL_MAX, delay * 2)
+            self.poll_wakeup = self.server.loop.create_future()
+            try:
+                await asyncio.wait_for(self.poll_wakeup, delay)
+            except asyncio.TimeoutError:
+                pass
+            self.poll_wakeup = None
 
-    def poll_journal(self):
+    def wake_journal(self):
+        """A command of this process wrote: read the journal right after it ran."""
+        if not self.wake_scheduled:
+            self.wake_scheduled = True
+            self.server.loop.call_soon(self._wake)
+
+    def _wake(self):
+        self.wake_scheduled = False
+        wakeup = self.poll_wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    def poll_journal(self) -> int:
+        """Turn new journal records into queued records; returns how many records were read."""
         reader = self.reader
         if reader is None:
-            return
+            return 0
+        total = 0
         table = self.table
         enqueue = self._enqueue
         while True:
@@ -218,8 +268,9 @@ class Edge:
                         enqueue((OP_WRITE, key, value, type_code, expire_at))
                     else:
                         enqueue((OP_DEMOTE, key, value, type_code, expire_at))
+            total += len(records)
             if len(records) < 1024:
-                return
+                return total
 
     def _enqueue(self, record):
         if len(self.queue) >= self.values["downstream-queue-size"]:
@@ -330,6 +381,8 @@ class Edge:
             return
         table = self.table
         epochs = self.epochs
+        if self.server.bus is not None and len(parts) > 1:
+            self.server.bus.broadcast(b"tiers-invalidated", *parts[1:])
         for key in parts[1:]:
             self.stats["invalidations"] += 1
             epochs[key] = epochs.get(key, 0) + 1
@@ -339,6 +392,16 @@ class Edge:
                     self.stats["dropped_copies"] += 1
                 else:
                     self.dropped.discard(key)
+
+    def _peer_promoted(self, origin, args):
+        if self.shipper:
+            self.promoted[args[0]] = int(args[1])
+
+    def _peer_invalidated(self, origin, args):
+        # Worker 0 applied an invalidation: fetches in flight here must not promote old values.
+        epochs = self.epochs
+        for key in args:
+            epochs[key] = epochs.get(key, 0) + 1
 
     def _on_announce(self, payload):
         parts = decode_message(payload)
@@ -352,10 +415,8 @@ class Edge:
             task.add_done_callback(self.readthrough.tasks.discard)
 
     async def _prefetch(self, keys):
-        for key in keys:
-            self.readthrough.inflight[key] = self.server.loop.create_future()
         before = self.readthrough.promotions
-        await self.readthrough._fetch_batch(keys)
+        await self.readthrough.fetch_and_promote(keys)
         self.stats["prefetched"] += self.readthrough.promotions - before
 
     # ---- graceful shutdown -------------------------------------------------------------------------

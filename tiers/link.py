@@ -239,17 +239,37 @@ class RespLink(Link):
         return conn
 
     async def fetch(self, keys) -> dict:
-        conn = self._data()
+        return await self.fetch_nowait(keys)
+
+    def fetch_nowait(self, keys) -> asyncio.Future:
+        """fetch() without a coroutine: a Future of the same dict (the hot miss path)."""
+        loop = asyncio.get_running_loop()
+        result = loop.create_future()
         try:
-            reply = await conn.send(b"RESPCACHE", b"FETCH", *keys)
-        except (LinkDown, ReplyError) as exc:
+            sent = self._data().send(b"RESPCACHE", b"FETCH", *keys)
+        except LinkDown as exc:
             self._note_error(exc)
-            raise LinkDown(str(exc)) from None
-        found = {}
-        for key, item in zip(keys, reply):
-            if item:
-                found[key] = (item[0], int(item[1]), int(item[2]))
-        return found
+            result.set_exception(exc)
+            return result
+
+        def done(f):
+            if result.done():
+                return
+            if f.cancelled():
+                result.cancel()
+                return
+            exc = f.exception()
+            if exc is not None:
+                self._note_error(exc)
+                result.set_exception(LinkDown(str(exc)))
+                return
+            found = {}
+            for key, item in zip(keys, f.result()):
+                if item:
+                    found[key] = (item[0], int(item[1]), int(item[2]))
+            result.set_result(found)
+        sent.add_done_callback(done)
+        return result
 
     def push_nowait(self, records) -> asyncio.Future:
         """Send one batch now (pipelined behind earlier ones); the Future is its acknowledgement."""

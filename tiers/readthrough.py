@@ -146,23 +146,40 @@ class ReadThrough:
         self.flush_scheduled = False
         while self.queue:
             batch, self.queue = self.queue[:FETCH_BATCH], self.queue[FETCH_BATCH:]
-            task = self.loop.create_task(self._fetch_batch(batch))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self._start(batch, True)
 
-    async def _fetch_batch(self, keys, again=True):
+    def start_fetch(self, keys) -> asyncio.Future:
+        """A Future of {key: (value, type, expire_at_ms)}; owners with a callback-level fetch
+        (the edge's link) override this to spare a task per batch."""
+        return asyncio.ensure_future(self.fetch(keys))
+
+    def _start(self, keys, again):
         self.fetches += 1
         self.keys_fetched += len(keys)
-        refetch = []
         try:
-            # The command stops waiting after `timeout`; the fetch itself may finish a bit later
-            # and still promote (it is the same object), but never hangs on a stalled peer.
-            found = await asyncio.wait_for(self.fetch(keys), max(1.0, 10 * self.timeout))
-        except asyncio.CancelledError:
-            raise
+            fut = self.start_fetch(keys)
         except Exception:
             self.errors += 1
-            found = {}
+            self._finish(keys, {}, again)
+            return
+        # The command stops waiting after `timeout`; the fetch itself may finish a bit later and
+        # still promote (it is the same object), but never holds its keys on a stalled peer.
+        timer = self.loop.call_later(max(1.0, 10 * self.timeout), fut.cancel)
+        self.tasks.add(fut)
+
+        def done(f):
+            timer.cancel()
+            self.tasks.discard(f)
+            if f.cancelled() or f.exception() is not None:
+                self.errors += 1
+                found = {}
+            else:
+                found = f.result()
+            self._finish(keys, found, again)
+        fut.add_done_callback(done)
+
+    def _finish(self, keys, found, again):
+        refetch = []
         table = self.table
         now = table.now_ms() if found else 0
         for key in keys:
@@ -187,7 +204,19 @@ class ReadThrough:
             if fut is not None and not fut.done():
                 fut.set_result(None)
         if refetch:
-            await self._fetch_batch(refetch, again=False)
+            self._start(refetch, False)
+
+    async def fetch_and_promote(self, keys):
+        """Fetch keys not yet in flight and promote what is found (edge prefetch)."""
+        keys = [k for k in keys if k not in self.inflight]
+        if not keys:
+            return
+        waits = []
+        for key in keys:
+            self.inflight[key] = fut = self.loop.create_future()
+            waits.append(fut)
+        self._start(keys, True)
+        await asyncio.gather(*waits)
 
     def info(self) -> list:
         return [
