@@ -87,6 +87,7 @@ class EdgeReadThrough(ReadThrough):
         version = self.table.version(key)
         if edge.shipper:
             edge.promoted[key] = version
+            edge.borrowed.add(key)
         elif edge.server.bus is not None:
             # Worker 0 reads the journal: tell it this write was a promotion, not a change.
             # (It may read the record first; see the note in the module docstring.)
@@ -119,11 +120,13 @@ class Edge:
         self.promoted = {}            # key -> version written by a promotion (not echoed)
         self.dropped = set()          # keys deleted by coherence (their OP_DEL is not echoed)
         self.dirty = set()            # written locally, evicted before we read the value
+        self.borrowed = set()         # promoted from downstream and not changed here since
         self.epochs = {}              # key -> invalidations seen (pruned when idle)
         self.fetch_epoch = {}
         self.tasks = []
         self.stats = dict(pushed=0, deleted=0, demoted=0, batches=0, overflow=0, journal_lost=0,
                           invalidations=0, dropped_copies=0, prefetched=0, handed_off=0,
+                          dropped_after_outage=0,
                           downstream_errors=0, coherence_messages=0)
         self.readthrough = None
         self.stopping = False
@@ -150,6 +153,7 @@ class Edge:
         """Become a tiered edge (at start, or when CONFIG SET relay names a relay)."""
         server = self.server
         server.miss_handler = self.readthrough
+        self.link.on_reconnect = self._after_outage
         if self.shipper and self.reader is None:
             self.reader = self.table.journal()
             channels = {INVALIDATE_CHANNEL: self._on_invalidate}
@@ -189,6 +193,9 @@ class Edge:
             self.epochs.clear()   # only fetches in flight need them, and they re-check
         if len(self.promoted) > 4 * self.table.capacity:
             self.promoted.clear()
+        if len(self.borrowed) > 2 * self.table.capacity:   # records lost to a journal overrun
+            info = self.table.info
+            self.borrowed = {k for k in self.borrowed if info(k) is not None}
 
     # ---- journal -> queue --------------------------------------------------------------------------
     async def _journal_loop(self):
@@ -235,6 +242,9 @@ class Edge:
                                         "did not go downstream", lost)
             now = None
             for op, key, value, type_code, expire_at in records:
+                if op == OP_EXPIRED:
+                    self.borrowed.discard(key)
+                    continue
                 if op == OP_SET or op == OP_EXPIRE:
                     entry = table.get_entry(key)
                     if entry is None:
@@ -246,10 +256,12 @@ class Edge:
                     version = self.promoted.pop(key, None)
                     if version is not None and version == entry[3]:
                         continue          # our own promotion
+                    self.borrowed.discard(key)
                     self.dirty.discard(key)
                     enqueue((OP_WRITE, key, entry[0], entry[1], entry[2]))
                 elif op == OP_DEL:
                     self.promoted.pop(key, None)
+                    self.borrowed.discard(key)
                     if key in self.dropped:
                         self.dropped.discard(key)
                         continue
@@ -258,6 +270,7 @@ class Edge:
                     enqueue((OP_DELETE, key, b"", 0, 0))
                 elif op == OP_EVICTED:
                     self.promoted.pop(key, None)
+                    self.borrowed.discard(key)
                     if now is None:
                         now = table.now_ms()
                     if expire_at and expire_at <= now:
@@ -386,6 +399,7 @@ class Edge:
         for key in parts[1:]:
             self.stats["invalidations"] += 1
             epochs[key] = epochs.get(key, 0) + 1
+            self.borrowed.discard(key)
             if table.info(key) is not None:
                 self.dropped.add(key)
                 if table.delete(key):
@@ -402,6 +416,26 @@ class Edge:
         epochs = self.epochs
         for key in args:
             epochs[key] = epochs.get(key, 0) + 1
+
+    def _after_outage(self):
+        """Invalidations sent while the link was down never reached us: drop every copy that
+        came from downstream and was not changed here since (a later read fetches it again)."""
+        if not self.shipper:
+            return
+        table = self.table
+        dropped = 0
+        for key in list(self.borrowed):
+            if table.info(key) is not None:
+                self.dropped.add(key)
+                if table.delete(key):
+                    dropped += 1
+                else:
+                    self.dropped.discard(key)
+        self.borrowed.clear()
+        self.stats["dropped_after_outage"] += dropped
+        if dropped:
+            self.server.log.info("tiers: dropped %d copies from downstream that may have changed "
+                                 "while the link was down", dropped)
 
     def _on_announce(self, payload):
         parts = decode_message(payload)

@@ -126,6 +126,7 @@ class RespLink(Link):
         self.errors = 0
         self.last_error = ""
         self.down_since = time.monotonic()
+        self.on_reconnect = None      # called after a connection that follows a lost one
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -224,6 +225,11 @@ class RespLink(Link):
             self.log.info("%s: connected to downstream %s:%d%s", self.name, host, port,
                             "" if self.connects == 1 else " (reconnected after %.2f s)"
                             % (time.monotonic() - self.down_since))
+            if self.connects > 1 and self.on_reconnect is not None:
+                try:
+                    self.on_reconnect()
+                except Exception:
+                    self.log.exception("%s: reconnect handler failed", self.name)
             return
         raise last if last is not None else LinkDown("no target")
 

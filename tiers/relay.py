@@ -40,6 +40,7 @@ TOMBSTONE_SECONDS = 60.0
 PREVIOUS_RING_SECONDS = 30.0
 ACK_TIMEOUT = 2.0
 HEARTBEAT_SECONDS = 0.5
+EJECT_AFTER_TIMEOUTS = 3
 
 
 class Member:
@@ -51,6 +52,7 @@ class Member:
         self.leaving = False
         self.joined = time.time()
         self.errors = 0
+        self.ack_timeouts = 0
 
 
 class RelayReadThrough(ReadThrough):
@@ -298,6 +300,16 @@ class Relay:
                 self.stats["downstream_errors"] += 1
                 if fut in pending:
                     fut.cancel()
+                    member.ack_timeouts += 1
+                    if member.ack_timeouts == EJECT_AFTER_TIMEOUTS:
+                        # Alive but not answering (stopped, swapping): out of the ring, so that
+                        # writes stop waiting on it; it rejoins by itself when it wakes up.
+                        self.server.log.warning("tiers: relief node %s did not acknowledge %d "
+                                                "batches in a row; dropping it from the ring",
+                                                member.name, EJECT_AFTER_TIMEOUTS)
+                        member.join_conn.close()
+            else:
+                member.ack_timeouts = 0
         self._publish(origin, changed)
         if not result.done():
             result.set_result(resp.OK)

@@ -188,3 +188,22 @@ def test_expansion_nodes_let_objects_go_to_the_aging_nodes(topo):
     b = topo.edge(capacity=64)
     assert missing_of(b, expected) == []
     assert fetch(relay, "x:1") == [[b"v1", 0, fetch(aging, "x:1")[0][2]]]
+
+
+def test_a_hung_relief_node_is_dropped_from_the_ring_and_rejoins_when_it_wakes(topo):
+    relay = topo.relay(capacity=64, replicas=2)
+    reliefs = [topo.relief() for _ in range(3)]
+    a = topo.edge(capacity=64)
+    reliefs[0].pause()
+    try:
+        expected = {f"hung:{i}": f"v{i}".encode() for i in range(300)}
+        write_many(a, expected, chunk=20)
+        wait_until(lambda: reliefs[0].addr not in topo.members(relay), 20,
+                   what="hung node out of the ring")
+        settle(a, 20)
+    finally:
+        reliefs[0].resume()
+    topo.wait_member(relay, reliefs[0], timeout=15)
+    assert "did not acknowledge" in relay.read_log()
+    b = topo.edge(capacity=64)
+    assert missing_of(b, expected) == []

@@ -114,3 +114,24 @@ def test_edge_prefetch_pulls_what_other_edges_write(topo):
     before = b.tiers()["keys_fetched"]
     assert b.client().get("pushed-to-b") == b"hello"
     assert b.tiers()["keys_fetched"] == before      # a hit in B's own table
+
+
+def test_copies_from_downstream_are_dropped_after_the_link_was_down(topo):
+    relay = topo.relay()
+    topo.relief()
+    a = topo.edge()
+    b = topo.edge()
+    a.client().set("shared", "v1", ex=300)
+    settle(a)
+    cb = b.client()
+    assert cb.get("shared") == b"v1"             # borrowed from downstream
+    cb.set("mine", "local", ex=300)               # written here: not dropped
+    # Invalidations published while B's link is down never reach it: on reconnect B drops
+    # what it borrowed. Point B elsewhere and back (same relay, another spelling).
+    cb.config_set("relay", "127.0.0.1:1")
+    wait_until(lambda: b.tiers()["link_status"] == "down", 5, what="B's link down")
+    cb.config_set("relay", relay.addr)
+    wait_until(lambda: b.tiers()["dropped_after_outage"] >= 1, 5, what="borrowed copies dropped")
+    assert b.tiers()["keys"] == 1                 # only 'mine' is left in B's table
+    assert cb.get("shared") == b"v1"              # and a read fetches it again
+    assert cb.get("mine") == b"local"
