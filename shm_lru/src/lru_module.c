@@ -883,16 +883,20 @@ static PyObject *Table_scan(TableObject *self, PyObject *const *args, Py_ssize_t
         count = 1;
     if ((unsigned long long)count > h->nbuckets)
         count = h->nbuckets;
+    /* As Redis: visit buckets until `count` keys were seen (before MATCH/TYPE filtering) or
+     * ten times `count` buckets were visited, whichever comes first. */
+    long long budget = count * 10, seen = 0;
     int64_t now = lru_now_ms();
     LOCK_OR_FAIL(self);
     unsigned long long b = cursor;
-    for (long long n = 0; n < count && b < h->nbuckets; n++, b++) {
+    for (long long n = 0; n < budget && seen < count && b < h->nbuckets; n++, b++) {
         uint32_t guard = h->capacity;
         for (uint32_t link = lru_bucket_first(&self->t, (uint32_t)b); link && guard--;) {
             lru_entry_t e = {link - 1, lru_head_at(&self->t, link - 1)};
             link = e.head->hnext;
             if (e.head->expire_at && e.head->expire_at <= now)
                 continue;
+            seen++;
             if (want >= 0 && e.head->c.type != want)
                 continue;
             PyObject *k = key_bytes(self, &e);
