@@ -278,9 +278,9 @@ static PyObject *Table_create(PyObject *cls, PyObject *const *args, Py_ssize_t n
                               PyObject *kwnames)
 {
     static const char *const names[] = {"name", "capacity", "record_size", "journal_bytes",
-                                        "replace"};
-    PyObject *a[5];
-    if (parse_args(args, nargs, kwnames, names, 5, 5, a, "create") < 0)
+                                        "replace", "touch_interval_ms"};
+    PyObject *a[6];
+    if (parse_args(args, nargs, kwnames, names, 5, 6, a, "create") < 0)
         return NULL;
     if (!a[0] || !PyUnicode_Check(a[0]))
         return PyErr_Format(PyExc_TypeError, "create() needs a str name");
@@ -288,8 +288,12 @@ static PyObject *Table_create(PyObject *cls, PyObject *const *args, Py_ssize_t n
     long long record_size = a[2] ? PyLong_AsLongLong(a[2]) : 384;
     long long journal = (a[3] && a[3] != Py_None) ? PyLong_AsLongLong(a[3]) : -1;
     int replace = a[4] ? PyObject_IsTrue(a[4]) : 0;
+    long long touch_ms = (a[5] && a[5] != Py_None) ? PyLong_AsLongLong(a[5]) : 1000;
     if (PyErr_Occurred())
         return NULL;
+    if (touch_ms < 0 || touch_ms > 3600000)
+        return PyErr_Format(PyExc_ValueError, "touch_interval_ms must be from 0 to 3600000, got "
+                            "%lld", touch_ms);
     if (capacity < 1 || capacity > 0x7fffffff)
         return PyErr_Format(PyExc_ValueError, "capacity must be from 1 to 2147483647 records, "
                             "got %lld", capacity);
@@ -341,7 +345,7 @@ static PyObject *Table_create(PyObject *cls, PyObject *const *args, Py_ssize_t n
     if (getrandom(&generation, sizeof(generation), 0) != sizeof(generation))
         generation = (uint64_t)lru_now_ms() ^ ((uint64_t)getpid() << 32);
     lru_init(&self->t, (uint32_t)capacity, (uint32_t)record_size, (uint64_t)journal,
-             generation | 1);
+             generation | 1, (uint32_t)touch_ms);
     return (PyObject *)self;
 }
 
@@ -631,12 +635,17 @@ static PyObject *Table_set(TableObject *self, PyObject *const *args, Py_ssize_t 
     if (go) {
         if (!has_ttl && !has_at && keepttl && exists)
             expire_at = e.head->expire_at;
-        if (exists)
-            lru_remove(&self->t, e.index, 0);  /* the SET journal record stands for both */
-        if (lru_store(&self->t, key, klen, hash, val, vlen, (uint8_t)type, expire_at, now) < 0) {
-            lru_unlock(&self->t);
-            Py_XDECREF(old);
-            return too_big(self, klen, vlen);
+        if (exists && e.head->c.nrec == lru_records_for(&self->t, klen, vlen)) {
+            lru_overwrite(&self->t, &e, val, vlen, (uint8_t)type, expire_at, now);
+        } else {
+            if (exists)
+                lru_remove(&self->t, e.index, 0);  /* the SET journal record stands for both */
+            if (lru_store(&self->t, key, klen, hash, val, vlen, (uint8_t)type, expire_at,
+                          now) < 0) {
+                lru_unlock(&self->t);
+                Py_XDECREF(old);
+                return too_big(self, klen, vlen);
+            }
         }
     }
     lru_unlock(&self->t);
@@ -1026,7 +1035,8 @@ static PyObject *Table_stats(TableObject *self, PyObject *unused)
         put(d, "bytes_per_record", PyFloat_FromDouble(per_record)) ||
         put(d, "segment_bytes", PyLong_FromUnsignedLongLong(snap.segment_bytes)) ||
         put(d, "journal_bytes", PyLong_FromUnsignedLongLong(snap.journal_bytes)) ||
-        put(d, "generation", PyLong_FromUnsignedLongLong(snap.generation))) {
+        put(d, "generation", PyLong_FromUnsignedLongLong(snap.generation)) ||
+        put(d, "touch_interval_ms", PyLong_FromUnsignedLong(snap.touch_interval_ms))) {
         Py_DECREF(d);
         return NULL;
     }
@@ -1185,7 +1195,8 @@ static PyTypeObject ReaderType = {
 static PyMethodDef Table_methods[] = {
     {"create", (PyCFunction)(void (*)(void))Table_create,
      METH_FASTCALL | METH_KEYWORDS | METH_CLASS,
-     "create(name, capacity=65536, record_size=384, journal_bytes=None, replace=False)"},
+     "create(name, capacity=65536, record_size=384, journal_bytes=None, replace=False, "
+     "touch_interval_ms=1000)"},
     {"attach", (PyCFunction)Table_attach, METH_O | METH_CLASS, "attach(name)"},
     {"unlink_name", (PyCFunction)Table_unlink_name, METH_O | METH_CLASS, "unlink_name(name)"},
     FASTKW("get", Table_get, "get(key, type=None) -> bytes | None"),

@@ -52,7 +52,7 @@ size_t lru_segment_bytes(uint32_t capacity, uint32_t record_size, uint64_t journ
 }
 
 void lru_init(lru_table_t *t, uint32_t capacity, uint32_t record_size, uint64_t journal_bytes,
-              uint64_t generation)
+              uint64_t generation, uint32_t touch_interval_ms)
 {
     lru_header_t *h = t->hdr;
     uint32_t nbuckets;
@@ -71,6 +71,7 @@ void lru_init(lru_table_t *t, uint32_t capacity, uint32_t record_size, uint64_t 
     h->records_offset = h->buckets_offset + (((size_t)nbuckets * 4 + 63) & ~(size_t)63);
     h->journal_offset = h->records_offset + (uint64_t)capacity * record_size;
     h->journal_bytes = journal_bytes;
+    h->touch_interval_ms = touch_interval_ms;
 
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
@@ -180,9 +181,16 @@ static void lru_push_front(lru_table_t *t, uint32_t index)
         h->lru_tail = index + 1;
 }
 
+/*
+ * A read moves the entry to the head, but at most once per touch_interval_ms (memcached does the
+ * same): moving touches three other records' cache lines, which costs more than the lookup, and
+ * an entry read twice within the interval is recent enough either way. 0 = exact LRU.
+ */
 void lru_touch(lru_table_t *t, uint32_t index, int64_t now)
 {
     lru_head_t *e = lru_head_at(t, index);
+    if (now - e->atime < (int64_t)t->hdr->touch_interval_ms)
+        return;
     e->atime = now;
     if (t->hdr->lru_head != index + 1) {
         lru_unlink_list(t, index);
@@ -435,6 +443,51 @@ int lru_store(lru_table_t *t, const uint8_t *key, size_t klen, uint64_t hash, co
     e->c.committed = 1;   /* last: from here on recovery keeps this entry */
     lru_entry_t written = {index, e};
     lru_journal_append(t, JOP_SET, &written);
+    return 0;
+}
+
+/* Rewrites a live entry whose new value needs as many records as the old: no freeing, no
+ * allocation, no index change. Uncommitted while the bytes change, so a crash drops it whole. */
+int lru_overwrite(lru_table_t *t, const lru_entry_t *e, const uint8_t *val, size_t vlen,
+                  uint8_t type, int64_t expire_at, int64_t now)
+{
+    lru_head_t *head = e->head;
+    size_t rs = t->hdr->record_size;
+    size_t klen = head->klen;
+    head->c.committed = 0;
+    head->vlen = (uint32_t)vlen;
+    head->c.type = type;
+    head->expire_at = expire_at;
+    head->version = ++t->hdr->version_counter;
+    /* value bytes start right after the key, wherever in the chain that is */
+    size_t offset = 0, room = rs - LRU_HEAD_BYTES, done = 0;
+    uint8_t *data = (uint8_t *)head + LRU_HEAD_BYTES;
+    uint32_t next = head->c.next;
+    size_t from = klen;
+    while (done < vlen) {
+        if (from < offset + room) {
+            size_t start = from - offset;
+            size_t n = room - start < vlen - done ? room - start : vlen - done;
+            memcpy(data + start, val + done, n);
+            done += n;
+            from += n;
+        }
+        if (done >= vlen || !next)
+            break;
+        offset += room;
+        lru_chain_t *c = chain_at(t, next - 1);
+        data = (uint8_t *)c + LRU_CHAIN_BYTES;
+        room = rs - LRU_CHAIN_BYTES;
+        next = c->next;
+    }
+    head->atime = now;
+    if (t->hdr->lru_head != e->index + 1) {
+        lru_unlink_list(t, e->index);
+        lru_push_front(t, e->index);
+    }
+    t->hdr->stats.sets++;
+    head->c.committed = 1;
+    lru_journal_append(t, JOP_SET, e);
     return 0;
 }
 

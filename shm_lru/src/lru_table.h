@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #define LRU_MAGIC 0x3155524c4d485352ULL /* "RSHMLRU1" */
-#define LRU_LAYOUT_VERSION 1
+#define LRU_LAYOUT_VERSION 2
 
 enum { REC_FREE = 0, REC_HEAD = 1, REC_CHAIN = 2 };
 
@@ -64,6 +64,8 @@ typedef struct {
     uint32_t free_records;
     uint32_t entries;
     uint32_t sweep_pos;
+    uint32_t touch_interval_ms;   /* a read moves an entry to the LRU head at most this often */
+    uint32_t pad0;
     uint64_t journal_write;       /* bytes ever written: position = journal_write % journal_bytes */
     uint64_t journal_seq;         /* records ever written */
     lru_stats_t stats;
@@ -124,7 +126,7 @@ typedef struct {
 size_t lru_segment_bytes(uint32_t capacity, uint32_t record_size, uint64_t journal_bytes,
                          uint32_t *nbuckets_out);
 void lru_init(lru_table_t *t, uint32_t capacity, uint32_t record_size, uint64_t journal_bytes,
-              uint64_t generation);
+              uint64_t generation, uint32_t touch_interval_ms);
 const char *lru_validate(lru_table_t *t, size_t mapped_bytes);
 int lru_lock(lru_table_t *t);
 void lru_unlock(lru_table_t *t);
@@ -138,6 +140,8 @@ void lru_copy_value(lru_table_t *t, const lru_entry_t *e, uint8_t *dst);
 void lru_copy_key(lru_table_t *t, const lru_entry_t *e, uint8_t *dst);
 int lru_store(lru_table_t *t, const uint8_t *key, size_t klen, uint64_t hash, const uint8_t *val,
               size_t vlen, uint8_t type, int64_t expire_at, int64_t now);
+int lru_overwrite(lru_table_t *t, const lru_entry_t *e, const uint8_t *val, size_t vlen,
+                  uint8_t type, int64_t expire_at, int64_t now);
 void lru_remove(lru_table_t *t, uint32_t index, int journal_op);
 int lru_expire_now(lru_table_t *t, uint32_t index, int64_t now);
 uint32_t lru_sweep(lru_table_t *t, uint32_t max_checks, int64_t now);
