@@ -117,7 +117,7 @@ void lru_rebuild(lru_table_t *t)
         keep[i] = 1;
     }
     for (uint32_t i = 0; i < cap; i++) {
-        if (keep[i]) {
+        if (keep[i] == 1) {  /* 2 marks chain records, set as we go */
             heads[nheads++] = i;
             lru_head_t *e = lru_head_at(t, i);
             for (uint32_t next = e->c.next; next; next = chain_at(t, next - 1)->next)
