@@ -1,0 +1,469 @@
+/*
+ * ShmLRU methods on one key: reads (get, get_entry, exists, ttl, ...) and writes (set, pop,
+ * delete, expire, persist, incrby).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "lru_py.h"
+
+/* ---- reads ------------------------------------------------------------------------------ */
+
+PyObject *Table_get(TableObject *self, PyObject *const *args, Py_ssize_t nargs,
+                           PyObject *kwnames)
+{
+    PyObject *key_obj, *type_obj = NULL;
+    if (!kwnames && (nargs == 1 || nargs == 2)) {
+        key_obj = args[0];
+        type_obj = nargs == 2 ? args[1] : NULL;
+    } else {
+        static const char *const names[] = {"key", "type"};
+        PyObject *a[2];
+        if (parse_args(args, nargs, kwnames, names, 2, 2, a, "get") < 0)
+            return NULL;
+        if (!a[0])
+            return PyErr_Format(PyExc_TypeError, "get() needs a key");
+        key_obj = a[0];
+        type_obj = a[1];
+    }
+    int want;
+    if (get_type_arg(type_obj, &want) < 0)
+        return NULL;
+    lru_entry_t e;
+    int64_t now;
+    int found = lookup(self, key_obj, &e, &now);
+    if (found < 0)
+        return NULL;
+    lru_header_t *h = self->t.hdr;
+    if (!found) {
+        h->stats.misses++;
+        lru_unlock(&self->t);
+        Py_RETURN_NONE;
+    }
+    if (want >= 0 && e.head->c.type != want) {
+        lru_unlock(&self->t);
+        return wrong_type();
+    }
+    h->stats.hits++;
+    lru_touch(&self->t, e.index, now);
+    PyObject *v = value_bytes(self, &e);
+    lru_unlock(&self->t);
+    return v;
+}
+
+PyObject *Table_get_entry(TableObject *self, PyObject *key_obj)
+{
+    lru_entry_t e;
+    int64_t now;
+    int found = lookup(self, key_obj, &e, &now);
+    if (found < 0)
+        return NULL;
+    if (!found) {
+        self->t.hdr->stats.misses++;
+        lru_unlock(&self->t);
+        Py_RETURN_NONE;
+    }
+    self->t.hdr->stats.hits++;
+    lru_touch(&self->t, e.index, now);
+    PyObject *v = value_bytes(self, &e);
+    int type = e.head->c.type;
+    long long expire_at = e.head->expire_at;
+    unsigned long long version = e.head->version;
+    lru_unlock(&self->t);
+    if (!v)
+        return NULL;
+    return Py_BuildValue("(NiLK)", v, type, expire_at, version);
+}
+
+/* exists/touch/type/version/info/pttl/expiretime_ms share one shape: look up, read a field. */
+enum { Q_EXISTS, Q_TOUCH, Q_TYPE, Q_VERSION, Q_INFO, Q_PTTL, Q_TTL, Q_EXPIRETIME };
+
+PyObject *query(TableObject *self, PyObject *key_obj, int what)
+{
+    lru_entry_t e;
+    int64_t now;
+    int found = lookup(self, key_obj, &e, &now);
+    if (found < 0)
+        return NULL;
+    PyObject *result;
+    if (!found) {
+        lru_unlock(&self->t);
+        switch (what) {
+        case Q_EXISTS:
+        case Q_TOUCH:
+            Py_RETURN_FALSE;
+        case Q_VERSION:
+            return PyLong_FromLong(0);
+        case Q_PTTL:
+        case Q_TTL:
+        case Q_EXPIRETIME:
+            return PyLong_FromLong(-2);
+        default:
+            Py_RETURN_NONE;
+        }
+    }
+    lru_head_t *h = e.head;
+    switch (what) {
+    case Q_EXISTS:
+        result = Py_True;
+        Py_INCREF(result);
+        break;
+    case Q_TOUCH:
+        lru_touch(&self->t, e.index, now);
+        result = Py_True;
+        Py_INCREF(result);
+        break;
+    case Q_TYPE:
+        result = PyLong_FromLong(h->c.type);
+        break;
+    case Q_VERSION:
+        result = PyLong_FromUnsignedLongLong(h->version);
+        break;
+    case Q_INFO:
+        result = Py_BuildValue("(iILL)", h->c.type, h->c.nrec, (long long)(now - h->atime),
+                               (long long)h->expire_at);
+        break;
+    case Q_PTTL:
+        result = PyLong_FromLongLong(h->expire_at ? h->expire_at - now : -1);
+        break;
+    case Q_TTL:
+        result = PyLong_FromLongLong(h->expire_at ? (h->expire_at - now + 500) / 1000 : -1);
+        break;
+    default:
+        result = PyLong_FromLongLong(h->expire_at ? h->expire_at : -1);
+        break;
+    }
+    lru_unlock(&self->t);
+    return result;
+}
+
+PyObject *Table_exists(TableObject *s, PyObject *k) { return query(s, k, Q_EXISTS); }
+PyObject *Table_touch(TableObject *s, PyObject *k) { return query(s, k, Q_TOUCH); }
+PyObject *Table_type(TableObject *s, PyObject *k) { return query(s, k, Q_TYPE); }
+PyObject *Table_version(TableObject *s, PyObject *k) { return query(s, k, Q_VERSION); }
+PyObject *Table_info(TableObject *s, PyObject *k) { return query(s, k, Q_INFO); }
+PyObject *Table_pttl(TableObject *s, PyObject *k) { return query(s, k, Q_PTTL); }
+PyObject *Table_ttl(TableObject *s, PyObject *k) { return query(s, k, Q_TTL); }
+PyObject *Table_expiretime(TableObject *s, PyObject *k) { return query(s, k, Q_EXPIRETIME); }
+
+/* ---- writes ----------------------------------------------------------------------------- */
+
+PyObject *too_big(TableObject *self, size_t klen, size_t vlen)
+{
+    lru_header_t *h = self->t.hdr;
+    return PyErr_Format(PyExc_ValueError,
+                        "value too large for the table: key %zu + value %zu bytes need %u records "
+                        "of %u bytes, the table has %u records (at most %llu bytes of key+value)",
+                        klen, vlen, lru_records_for(&self->t, klen, vlen), h->record_size,
+                        h->capacity,
+                        (unsigned long long)(h->record_size - LRU_HEAD_BYTES) +
+                            (unsigned long long)(h->capacity - 1) *
+                                (h->record_size - LRU_CHAIN_BYTES));
+}
+
+PyObject *Table_set(TableObject *self, PyObject *const *args, Py_ssize_t nargs,
+                           PyObject *kwnames)
+{
+    static const char *const names[] = {"key", "value", "ttl_ms", "expire_at_ms", "nx", "xx",
+                                        "keepttl", "get", "type", "if_version"};
+    PyObject *a[10];
+    if (!kwnames && nargs == 2) {
+        a[0] = args[0];
+        a[1] = args[1];
+        for (int i = 2; i < 10; i++)
+            a[i] = NULL;
+    } else if (parse_args(args, nargs, kwnames, names, 3, 10, a, "set") < 0) {
+        return NULL;
+    }
+    if (!a[0] || !a[1])
+        return PyErr_Format(PyExc_TypeError, "set() needs a key and a value");
+    const uint8_t *key, *val;
+    size_t klen, vlen;
+    if (get_bytes(a[0], "key", &key, &klen) < 0 || get_bytes(a[1], "value", &val, &vlen) < 0)
+        return NULL;
+    int64_t ttl = 0, expire_at = 0;
+    int has_ttl = a[2] && a[2] != Py_None, has_at = a[3] && a[3] != Py_None;
+    if (has_ttl && has_at)
+        return PyErr_Format(PyExc_ValueError, "give ttl_ms or expire_at_ms, not both");
+    if (has_ttl) {
+        if (get_int64(a[2], "ttl_ms", &ttl) < 0)
+            return NULL;
+        if (ttl <= 0)
+            return PyErr_Format(PyExc_ValueError, "ttl_ms must be positive, got %lld",
+                                (long long)ttl);
+    }
+    if (has_at) {
+        if (get_int64(a[3], "expire_at_ms", &expire_at) < 0)
+            return NULL;
+        if (expire_at <= 0)
+            return PyErr_Format(PyExc_ValueError, "expire_at_ms must be positive, got %lld",
+                                (long long)expire_at);
+    }
+    int nx = a[4] ? PyObject_IsTrue(a[4]) : 0, xx = a[5] ? PyObject_IsTrue(a[5]) : 0;
+    int keepttl = a[6] ? PyObject_IsTrue(a[6]) : 0, want_old = a[7] ? PyObject_IsTrue(a[7]) : 0;
+    int type = 0;
+    if (a[8] && get_type_arg(a[8], &type) < 0)
+        return NULL;
+    if (type < 0)
+        type = 0;
+    int has_version = a[9] && a[9] != Py_None;
+    unsigned long long if_version = 0;
+    if (has_version) {
+        if_version = PyLong_AsUnsignedLongLong(a[9]);
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    if (nx < 0 || xx < 0 || keepttl < 0 || want_old < 0)
+        return NULL;
+    if (klen + vlen > 0xffffffffULL || lru_records_for(&self->t, klen, vlen) > self->t.hdr->capacity)
+        return too_big(self, klen, vlen);
+    if (table_ready(self) < 0)
+        return NULL;
+
+    int64_t now = lru_now_ms();
+    if (has_ttl) {
+        if (ttl > INT64_MAX - now)
+            return PyErr_Format(PyExc_ValueError, "ttl_ms %lld overflows the clock", (long long)ttl);
+        expire_at = now + ttl;
+    }
+    uint64_t hash = lru_hash(key, klen);
+    LOCK_OR_FAIL(self);
+    lru_entry_t e;
+    int exists = lru_find(&self->t, key, klen, hash, now, &e);
+    if (want_old && exists && e.head->c.type != type) {
+        lru_unlock(&self->t);
+        return wrong_type();
+    }
+    int go = !((nx && exists) || (xx && !exists) ||
+               (has_version && (exists ? e.head->version : 0) != if_version));
+    PyObject *old = NULL;
+    if (want_old) {
+        old = exists ? value_bytes(self, &e) : (Py_INCREF(Py_None), Py_None);
+        if (!old) {
+            lru_unlock(&self->t);
+            return NULL;
+        }
+    }
+    if (go) {
+        if (!has_ttl && !has_at && keepttl && exists)
+            expire_at = e.head->expire_at;
+        if (exists && e.head->c.nrec == lru_records_for(&self->t, klen, vlen)) {
+            lru_overwrite(&self->t, &e, val, vlen, (uint8_t)type, expire_at, now);
+        } else {
+            if (exists)
+                lru_remove(&self->t, e.index, 0);  /* the SET journal record stands for both */
+            if (lru_store(&self->t, key, klen, hash, val, vlen, (uint8_t)type, expire_at,
+                          now) < 0) {
+                lru_unlock(&self->t);
+                Py_XDECREF(old);
+                return too_big(self, klen, vlen);
+            }
+        }
+    }
+    lru_unlock(&self->t);
+    if (want_old)
+        return old;
+    return PyBool_FromLong(go);
+}
+
+PyObject *Table_pop(TableObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2)
+        return PyErr_Format(PyExc_TypeError, "pop(key, type=None)");
+    int want;
+    if (get_type_arg(nargs == 2 ? args[1] : NULL, &want) < 0)
+        return NULL;
+    lru_entry_t e;
+    int64_t now;
+    int found = lookup(self, args[0], &e, &now);
+    if (found < 0)
+        return NULL;
+    if (!found) {
+        self->t.hdr->stats.misses++;
+        lru_unlock(&self->t);
+        Py_RETURN_NONE;
+    }
+    if (want >= 0 && e.head->c.type != want) {
+        lru_unlock(&self->t);
+        return wrong_type();
+    }
+    self->t.hdr->stats.hits++;
+    PyObject *v = value_bytes(self, &e);
+    if (v) {
+        lru_remove(&self->t, e.index, JOP_DEL);
+        self->t.hdr->stats.deletes++;
+    }
+    lru_unlock(&self->t);
+    return v;
+}
+
+PyObject *Table_delete(TableObject *self, PyObject *key_obj)
+{
+    lru_entry_t e;
+    int64_t now;
+    int found = lookup(self, key_obj, &e, &now);
+    if (found < 0)
+        return NULL;
+    if (found) {
+        lru_remove(&self->t, e.index, JOP_DEL);
+        self->t.hdr->stats.deletes++;
+    }
+    lru_unlock(&self->t);
+    return PyBool_FromLong(found);
+}
+
+/* New deadline for a live entry: in the past deletes it (as Redis's EXPIRE does). */
+PyObject *set_deadline(TableObject *self, PyObject *key_obj, int64_t deadline, int relative,
+                              int persist)
+{
+    lru_entry_t e;
+    int64_t now;
+    int found = lookup(self, key_obj, &e, &now);
+    if (found < 0)
+        return NULL;
+    int changed = 0;
+    if (found) {
+        if (persist) {
+            if (e.head->expire_at) {
+                e.head->expire_at = 0;
+                changed = 1;
+            }
+        } else {
+            if (relative)
+                deadline = deadline > INT64_MAX - now ? INT64_MAX : now + deadline;
+            if (deadline <= now) {
+                lru_remove(&self->t, e.index, JOP_DEL);
+                self->t.hdr->stats.deletes++;
+                lru_unlock(&self->t);
+                Py_RETURN_TRUE;
+            }
+            e.head->expire_at = deadline;
+            changed = 1;
+        }
+        if (changed) {
+            e.head->version = ++self->t.hdr->version_counter;
+            lru_journal_append(&self->t, JOP_EXPIRE, &e);
+        }
+    }
+    lru_unlock(&self->t);
+    return PyBool_FromLong(changed);
+}
+
+PyObject *Table_expire(TableObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    int64_t ms;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "expire(key, ttl_ms)");
+    if (get_int64(args[1], "ttl_ms", &ms) < 0)
+        return NULL;
+    return set_deadline(self, args[0], ms, 1, 0);
+}
+
+PyObject *Table_expire_at(TableObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    int64_t at;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "expire_at(key, abs_ms)");
+    if (get_int64(args[1], "abs_ms", &at) < 0)
+        return NULL;
+    return set_deadline(self, args[0], at, 0, 0);
+}
+
+PyObject *Table_persist(TableObject *self, PyObject *key_obj)
+{
+    return set_deadline(self, key_obj, 0, 0, 1);
+}
+
+/* Redis's string2ll: optional '-', no '+', no spaces, no leading zeros, fits int64. */
+int parse_ll(const uint8_t *s, size_t n, long long *out)
+{
+    if (n == 0 || n > 20)
+        return 0;
+    if (n == 1 && s[0] == '0') {
+        *out = 0;
+        return 1;
+    }
+    size_t i = 0;
+    int neg = 0;
+    if (s[0] == '-') {
+        neg = 1;
+        i = 1;
+        if (n == 1)
+            return 0;
+    }
+    if (s[i] < '1' || s[i] > '9')
+        return 0;
+    unsigned long long v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        if (v > (ULLONG_MAX - (s[i] - '0')) / 10)
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (neg) {
+        if (v > (unsigned long long)LLONG_MAX + 1)
+            return 0;
+        *out = (long long)(0 - v);
+    } else {
+        if (v > (unsigned long long)LLONG_MAX)
+            return 0;
+        *out = (long long)v;
+    }
+    return 1;
+}
+
+PyObject *Table_incrby(TableObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "incrby(key, delta)");
+    int64_t delta;
+    if (get_int64(args[1], "delta", &delta) < 0)
+        return NULL;
+    lru_entry_t e;
+    int64_t now;
+    const uint8_t *key;
+    size_t klen;
+    if (get_bytes(args[0], "key", &key, &klen) < 0)
+        return NULL;
+    int found = lookup(self, args[0], &e, &now);
+    if (found < 0)
+        return NULL;
+    long long value = 0;
+    int64_t expire_at = 0;
+    if (found) {
+        if (e.head->c.type != 0) {
+            lru_unlock(&self->t);
+            return wrong_type();
+        }
+        uint8_t digits[24];
+        if (e.head->vlen > 20) {
+            lru_unlock(&self->t);
+            return PyErr_Format(PyExc_ValueError, "value is not an integer or out of range");
+        }
+        lru_copy_value(&self->t, &e, digits);
+        if (!parse_ll(digits, e.head->vlen, &value)) {
+            lru_unlock(&self->t);
+            return PyErr_Format(PyExc_ValueError, "value is not an integer or out of range");
+        }
+        expire_at = e.head->expire_at;
+    }
+    if ((delta < 0 && value < LLONG_MIN - delta) || (delta > 0 && value > LLONG_MAX - delta)) {
+        lru_unlock(&self->t);
+        return PyErr_Format(PyExc_OverflowError, "increment or decrement would overflow");
+    }
+    value += delta;
+    char text[24];
+    int n = snprintf(text, sizeof(text), "%lld", value);
+    if (found)
+        lru_remove(&self->t, e.index, 0);
+    int rc = lru_store(&self->t, key, klen, lru_hash(key, klen), (const uint8_t *)text,
+                       (size_t)n, 0, expire_at, now);
+    lru_unlock(&self->t);
+    if (rc < 0)
+        return too_big(self, klen, (size_t)n);
+    return PyLong_FromLongLong(value);
+}
