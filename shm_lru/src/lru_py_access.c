@@ -12,6 +12,61 @@
 
 /* ---- reads ------------------------------------------------------------------------------ */
 
+/* A sentinel: the optimistic path could not answer, take the lock. */
+#define NOT_DONE ((PyObject *)&_Py_NotImplementedStruct)
+
+/*
+ * get() without the lock: look up and copy under the seqlock (lru_table.h), retry a few times
+ * when a writer got in the way, then give up to the locked path. Expired entries and entries due
+ * an LRU move also go to the locked path, since both need writes.
+ */
+static PyObject *get_optimistic(TableObject *self, PyObject *key_obj, int want)
+{
+    const uint8_t *key;
+    size_t klen;
+    if (get_bytes(key_obj, "key", &key, &klen) < 0 || table_ready(self) < 0)
+        return NULL;
+    lru_table_t *t = &self->t;
+    int64_t now = lru_now_ms();
+    uint64_t hash = lru_hash(key, klen);
+    size_t limit = (size_t)t->hdr->capacity * t->hdr->record_size;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        uint64_t seq = lru_read_begin(t);
+        if (seq & 1)
+            continue;
+        lru_entry_t e;
+        int found = lru_peek(t, key, klen, hash, now, &e);
+        if (found == 0) {
+            if (!lru_read_valid(t, seq))
+                continue;
+            lru_count(t, 0);
+            Py_RETURN_NONE;
+        }
+        if (found == 2)
+            return NOT_DONE;
+        size_t vlen = e.head->vlen;
+        int type = e.head->c.type;
+        int64_t atime = e.head->atime;
+        if (!lru_read_valid(t, seq) || vlen > limit)
+            continue;
+        if (want >= 0 && type != want)
+            return wrong_type();
+        if (now - atime >= (int64_t)t->hdr->touch_interval_ms)
+            return NOT_DONE;  /* due an LRU move: the locked path does it */
+        PyObject *v = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)vlen);
+        if (!v)
+            return NULL;
+        if (!lru_copy_value_checked(t, &e, (uint8_t *)PyBytes_AS_STRING(v), vlen) ||
+            !lru_read_valid(t, seq)) {
+            Py_DECREF(v);
+            continue;
+        }
+        lru_count(t, 1);
+        return v;
+    }
+    return NOT_DONE;
+}
+
 PyObject *Table_get(TableObject *self, PyObject *const *args, Py_ssize_t nargs,
                            PyObject *kwnames)
 {
@@ -32,14 +87,16 @@ PyObject *Table_get(TableObject *self, PyObject *const *args, Py_ssize_t nargs,
     int want;
     if (get_type_arg(type_obj, &want) < 0)
         return NULL;
+    PyObject *fast = get_optimistic(self, key_obj, want);
+    if (fast != NOT_DONE)
+        return fast;
     lru_entry_t e;
     int64_t now;
     int found = lookup(self, key_obj, &e, &now);
     if (found < 0)
         return NULL;
-    lru_header_t *h = self->t.hdr;
     if (!found) {
-        h->stats.misses++;
+        lru_count(&self->t, 0);
         lru_unlock(&self->t);
         Py_RETURN_NONE;
     }
@@ -47,7 +104,7 @@ PyObject *Table_get(TableObject *self, PyObject *const *args, Py_ssize_t nargs,
         lru_unlock(&self->t);
         return wrong_type();
     }
-    h->stats.hits++;
+    lru_count(&self->t, 1);
     lru_touch(&self->t, e.index, now);
     PyObject *v = value_bytes(self, &e);
     lru_unlock(&self->t);
@@ -62,11 +119,11 @@ PyObject *Table_get_entry(TableObject *self, PyObject *key_obj)
     if (found < 0)
         return NULL;
     if (!found) {
-        self->t.hdr->stats.misses++;
+        lru_count(&self->t, 0);
         lru_unlock(&self->t);
         Py_RETURN_NONE;
     }
-    self->t.hdr->stats.hits++;
+    lru_count(&self->t, 1);
     lru_touch(&self->t, e.index, now);
     PyObject *v = value_bytes(self, &e);
     int type = e.head->c.type;
@@ -282,7 +339,7 @@ PyObject *Table_pop(TableObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (found < 0)
         return NULL;
     if (!found) {
-        self->t.hdr->stats.misses++;
+        lru_count(&self->t, 0);
         lru_unlock(&self->t);
         Py_RETURN_NONE;
     }
@@ -290,7 +347,7 @@ PyObject *Table_pop(TableObject *self, PyObject *const *args, Py_ssize_t nargs)
         lru_unlock(&self->t);
         return wrong_type();
     }
-    self->t.hdr->stats.hits++;
+    lru_count(&self->t, 1);
     PyObject *v = value_bytes(self, &e);
     if (v) {
         lru_remove(&self->t, e.index, JOP_DEL);

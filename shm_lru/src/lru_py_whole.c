@@ -168,9 +168,14 @@ PyObject *Table_stats(TableObject *self, PyObject *unused)
     if (!d)
         return NULL;
     lru_stats_t *s = &snap.stats;
+    uint64_t hits = 0, misses = 0;
+    for (int i = 0; i < LRU_COUNTER_SHARDS; i++) {
+        hits += snap.shards[i].hits;
+        misses += snap.shards[i].misses;
+    }
     double per_record = snap.record_size + (double)snap.nbuckets * 4 / snap.capacity;
-    if (put(d, "hits", PyLong_FromUnsignedLongLong(s->hits)) ||
-        put(d, "misses", PyLong_FromUnsignedLongLong(s->misses)) ||
+    if (put(d, "hits", PyLong_FromUnsignedLongLong(hits)) ||
+        put(d, "misses", PyLong_FromUnsignedLongLong(misses)) ||
         put(d, "sets", PyLong_FromUnsignedLongLong(s->sets)) ||
         put(d, "deletes", PyLong_FromUnsignedLongLong(s->deletes)) ||
         put(d, "evictions", PyLong_FromUnsignedLongLong(s->evictions)) ||

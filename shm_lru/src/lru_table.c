@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static inline uint8_t *record_at(lru_table_t *t, uint32_t index)
 {
@@ -107,20 +108,53 @@ const char *lru_validate(lru_table_t *t, size_t mapped_bytes)
 
 int lru_lock(lru_table_t *t)
 {
-    int rc = pthread_mutex_lock(&t->hdr->lock);
+    lru_header_t *h = t->hdr;
+    int rc = pthread_mutex_lock(&h->lock);
     if (rc == EOWNERDEAD) {
-        /* The owner died mid-operation: rebuild everything from the records, then go on. */
+        /* The owner died mid-operation: rebuild everything from the records, then go on.
+         * Its seq may be odd or even; make it odd for our own critical section either way. */
+        if (!(h->seq & 1))
+            __atomic_store_n(&h->seq, h->seq + 1, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
         lru_rebuild(t);
-        t->hdr->stats.lock_recoveries++;
-        pthread_mutex_consistent(&t->hdr->lock);
+        h->stats.lock_recoveries++;
+        pthread_mutex_consistent(&h->lock);
         return 0;
     }
-    return rc;
+    if (rc != 0)
+        return rc;
+    __atomic_store_n(&h->seq, h->seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);  /* readers see seq odd before any write below */
+    return 0;
 }
 
 void lru_unlock(lru_table_t *t)
 {
-    pthread_mutex_unlock(&t->hdr->lock);
+    lru_header_t *h = t->hdr;
+    __atomic_store_n(&h->seq, h->seq + 1, __ATOMIC_RELEASE);  /* all writes before seq even */
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* ---- optimistic reads (no lock; see the seqlock rule in lru_table.h) -------------------- */
+
+uint64_t lru_read_begin(lru_table_t *t)
+{
+    return __atomic_load_n(&t->hdr->seq, __ATOMIC_ACQUIRE);
+}
+
+int lru_read_valid(lru_table_t *t, uint64_t seq)
+{
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return !(seq & 1) && __atomic_load_n(&t->hdr->seq, __ATOMIC_RELAXED) == seq;
+}
+
+void lru_count(lru_table_t *t, int hit)
+{
+    static __thread unsigned shard = LRU_COUNTER_SHARDS;
+    if (shard == LRU_COUNTER_SHARDS)
+        shard = (unsigned)getpid() % LRU_COUNTER_SHARDS;
+    __atomic_fetch_add(hit ? &t->hdr->shards[shard].hits : &t->hdr->shards[shard].misses, 1,
+                       __ATOMIC_RELAXED);
 }
 
 int64_t lru_now_ms(void)
@@ -247,6 +281,92 @@ int lru_find(lru_table_t *t, const uint8_t *key, size_t klen, uint64_t hash, int
         return 1;
     }
     return 0;
+}
+
+/*
+ * lru_find without the lock and without writing: every link is bounds-checked and every loop
+ * bounded, because a writer may be changing what we read; the caller validates the seqlock
+ * afterwards and throws the answer away if it changed. Returns 1 live, 0 absent, 2 expired.
+ */
+int lru_peek(lru_table_t *t, const uint8_t *key, size_t klen, uint64_t hash, int64_t now,
+             lru_entry_t *out)
+{
+    lru_header_t *h = t->hdr;
+    uint32_t cap = h->capacity, rs = h->record_size;
+    uint32_t link = __atomic_load_n(&buckets(t)[hash & (h->nbuckets - 1)], __ATOMIC_RELAXED);
+    for (uint32_t guard = 0; link && guard < 64; guard++) {
+        if (link > cap)
+            return 0;
+        uint32_t index = link - 1;
+        lru_head_t *e = lru_head_at(t, index);
+        /* Ask for the whole record at once: its cache lines then arrive in parallel instead of
+         * one after another as the key compare and the value copy walk through them. */
+        for (uint32_t line = 0; line < rs; line += 64)
+            __builtin_prefetch((const uint8_t *)e + line);
+        link = e->hnext;
+        if (e->hash != hash || e->klen != klen)
+            continue;
+        /* compare the key record by record, checking each link */
+        size_t room = rs - LRU_HEAD_BYTES, done = 0;
+        const uint8_t *data = (const uint8_t *)e + LRU_HEAD_BYTES;
+        uint32_t next = e->c.next;
+        int same = 1;
+        while (done < klen) {
+            size_t n = klen - done < room ? klen - done : room;
+            if (memcmp(data, key + done, n) != 0) {
+                same = 0;
+                break;
+            }
+            done += n;
+            if (done >= klen)
+                break;
+            if (!next || next > cap) {
+                same = 0;
+                break;
+            }
+            lru_chain_t *c = chain_at(t, next - 1);
+            data = (const uint8_t *)c + LRU_CHAIN_BYTES;
+            room = rs - LRU_CHAIN_BYTES;
+            next = c->next;
+        }
+        if (!same)
+            continue;
+        out->index = index;
+        out->head = e;
+        return (e->expire_at && e->expire_at <= now) ? 2 : 1;
+    }
+    return 0;
+}
+
+/* copy_range for optimistic readers: stops (returns 0) at a link that cannot be right. */
+int lru_copy_value_checked(lru_table_t *t, const lru_entry_t *e, uint8_t *dst, size_t vlen)
+{
+    uint32_t cap = t->hdr->capacity;
+    size_t rs = t->hdr->record_size;
+    size_t from = e->head->klen, offset = 0, room = rs - LRU_HEAD_BYTES;
+    const uint8_t *data = (const uint8_t *)e->head + LRU_HEAD_BYTES;
+    uint32_t next = e->head->c.next;
+    size_t len = vlen;
+    for (uint32_t hops = 0; len; hops++) {
+        if (from < offset + room) {
+            size_t start = from - offset;
+            size_t n = room - start < len ? room - start : len;
+            memcpy(dst, data + start, n);
+            dst += n;
+            from += n;
+            len -= n;
+        }
+        if (!len)
+            break;
+        if (!next || next > cap || hops > cap)
+            return 0;
+        offset += room;
+        lru_chain_t *c = chain_at(t, next - 1);
+        data = (const uint8_t *)c + LRU_CHAIN_BYTES;
+        room = rs - LRU_CHAIN_BYTES;
+        next = c->next;
+    }
+    return 1;
 }
 
 /* Walks key+value bytes of an entry, copying the range [from, from+len) to dst. */

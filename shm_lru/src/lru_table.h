@@ -12,8 +12,12 @@
  *
  * LOCKING RULE: every function in lru_table.c, lru_journal.c and lru_recover.c that reads or
  * writes the header, buckets, records or journal is called with hdr->lock held, except
- * lru_lock()/lru_unlock() themselves and lru_init()/lru_validate() (which run before the segment is
- * shared or only read constants). The lock is a process-shared ROBUST mutex: if its owner died,
+ * lru_lock()/lru_unlock() themselves, lru_init()/lru_validate() (which run before the segment is
+ * shared or only read constants) and the optimistic readers lru_peek()/lru_copy_value_checked().
+ * Those run without the lock under a sequence counter (a seqlock): lru_lock() makes hdr->seq odd
+ * and lru_unlock() even again, so a reader that saw the same even value before and after its
+ * reads knows no writer touched anything in between; otherwise it retries or takes the lock.
+ * Optimistic readers never write the segment except the sharded hit/miss counters (atomics). The lock is a process-shared ROBUST mutex: if its owner died,
  * the next lru_lock() rebuilds the index, LRU list and free list from the records (lru_recover.c)
  * before it carries on, so a half-done operation is rolled back to a consistent table.
  */
@@ -25,7 +29,8 @@
 #include <stdint.h>
 
 #define LRU_MAGIC 0x3155524c4d485352ULL /* "RSHMLRU1" */
-#define LRU_LAYOUT_VERSION 2
+#define LRU_LAYOUT_VERSION 3
+#define LRU_COUNTER_SHARDS 16
 
 enum { REC_FREE = 0, REC_HEAD = 1, REC_CHAIN = 2 };
 
@@ -40,7 +45,7 @@ enum {
 };
 
 typedef struct {
-    uint64_t hits, misses, sets, deletes, evictions, expirations;
+    uint64_t sets, deletes, evictions, expirations;
     uint64_t journal_records, journal_overruns, lock_recoveries;
 } lru_stats_t;
 
@@ -57,6 +62,12 @@ typedef struct {
     uint64_t buckets_offset, records_offset, journal_offset, journal_bytes;
 
     pthread_mutex_t lock;
+    uint64_t seq __attribute__((aligned(64)));  /* odd while the lock is held (seqlock) */
+    /* hits/misses, one cache line per shard so readers in several processes do not contend */
+    struct {
+        uint64_t hits, misses;
+        uint64_t pad[6];
+    } shards[LRU_COUNTER_SHARDS] __attribute__((aligned(64)));
 
     uint64_t version_counter;     /* bumped by every write; an entry keeps the value it got */
     uint32_t lru_head, lru_tail;  /* most and least recently used HEAD records (+1) */
@@ -135,6 +146,12 @@ uint64_t lru_hash(const uint8_t *key, size_t len);
 uint32_t lru_records_for(const lru_table_t *t, size_t klen, size_t vlen);
 int lru_find(lru_table_t *t, const uint8_t *key, size_t klen, uint64_t hash, int64_t now,
              lru_entry_t *out);
+int lru_peek(lru_table_t *t, const uint8_t *key, size_t klen, uint64_t hash, int64_t now,
+             lru_entry_t *out);
+int lru_copy_value_checked(lru_table_t *t, const lru_entry_t *e, uint8_t *dst, size_t vlen);
+uint64_t lru_read_begin(lru_table_t *t);
+int lru_read_valid(lru_table_t *t, uint64_t seq);
+void lru_count(lru_table_t *t, int hit);
 void lru_touch(lru_table_t *t, uint32_t index, int64_t now);
 void lru_copy_value(lru_table_t *t, const lru_entry_t *e, uint8_t *dst);
 void lru_copy_key(lru_table_t *t, const lru_entry_t *e, uint8_t *dst);
