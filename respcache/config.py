@@ -71,7 +71,7 @@ def parse_bool(text: str) -> bool:
 @dataclass
 class Directive:
     name: str
-    kind: str                 # int | memory | bool | enum | string | list | oblimit
+    kind: str                 # int | memory | bool | enum | string | list | multi | oblimit
     default: object
     runtime: bool = True      # settable with CONFIG SET
     minimum: int | None = None
@@ -81,8 +81,11 @@ class Directive:
     sensitive: bool = False
 
     def parse(self, args: list) -> object:
-        if self.kind == "list":
-            return list(args)
+        if self.kind in ("list", "multi"):
+            value = list(args)
+            if self.validate is not None:
+                self.validate(value)
+            return value
         if self.kind == "oblimit":
             return _parse_output_limits(args)
         if len(args) != 1:
@@ -114,6 +117,8 @@ class Directive:
             return "yes" if value else "no"
         if self.kind == "list":
             return " ".join(value)
+        if self.kind == "multi":
+            return "\n".join(" ".join(line) for line in value)
         if self.kind == "oblimit":
             return " ".join(f"{cls} {h} {s} {secs}" for cls, (h, s, secs) in value.items())
         return str(value)
@@ -187,6 +192,41 @@ for _d in (
     Directive("shm-record-size", "int", 384, runtime=False, minimum=64, maximum=1 << 20),
     Directive("shm-manage", "bool", True, runtime=False),
     Directive("active-expire-effort", "int", 1, minimum=1, maximum=10),
+):
+    register(_d)
+
+
+def _check_tls_protocols(value):
+    words = value.lower().split()
+    if not words or any(w not in ("tlsv1.2", "tlsv1.3") for w in words):
+        raise ValueError("tls-protocols takes TLSv1.2 and/or TLSv1.3")
+
+
+def _check_user(args):
+    from .acl import validate_user_lines  # needs the command table, loaded on first use
+    validate_user_lines([args])
+
+
+for _d in (
+    # ACL users, one `user` line each (repeatable): user <name> [rules ...]
+    Directive("user", "multi", [], runtime=False, validate=_check_user),
+    # TLS, as Redis names it
+    Directive("tls-port", "int", 0, runtime=False, minimum=0, maximum=65535),
+    Directive("tls-cert-file", "string", ""),
+    Directive("tls-key-file", "string", ""),
+    Directive("tls-key-file-pass", "string", "", sensitive=True),
+    Directive("tls-client-cert-file", "string", ""),
+    Directive("tls-client-key-file", "string", ""),
+    Directive("tls-client-key-file-pass", "string", "", sensitive=True),
+    Directive("tls-ca-cert-file", "string", ""),
+    Directive("tls-ca-cert-dir", "string", ""),
+    Directive("tls-auth-clients", "enum", "yes", choices=("yes", "no", "optional")),
+    Directive("tls-protocols", "string", "TLSv1.2 TLSv1.3", validate=_check_tls_protocols),
+    Directive("tls-ciphers", "string", ""),
+    Directive("tls-ciphersuites", "string", ""),
+    Directive("tls-prefer-server-ciphers", "bool", False),
+    Directive("tls-session-caching", "bool", True),
+    Directive("tls-handshake-timeout", "int", 5000, minimum=100, maximum=600000),
 ):
     register(_d)
 
@@ -269,9 +309,12 @@ class Config:
             raise ConfigError("Bad directive or wrong number of arguments", path, number, line,
                               name)
         try:
-            self.values[name] = directive.parse(args)
+            value = directive.parse(args)
         except ValueError as exc:
             raise ConfigError(str(exc), path, number, line, name) from None
+        if directive.kind == "multi":
+            value = self.values[name] + [value]
+        self.values[name] = value
         self.explicit.add(name)
 
     # ---- runtime ------------------------------------------------------------------------------

@@ -35,8 +35,11 @@ class Connection(asyncio.Protocol):
         self.name = b""
         self.lib_name = b""
         self.lib_ver = b""
-        self.authenticated = not server.config.auth_required()
+        self.authenticated = not server.acl.default_needs_auth()
         self.user = "default"
+        # The ACL user when it is restricted; None (unrestricted) keeps the hot path to one test.
+        self.acl_user = None if server.acl.users["default"].unrestricted() else \
+            server.acl.users["default"]
         self.db = 0
         self.multi = None          # list of queued argv while in MULTI
         self.multi_failed = False  # a queued command was rejected: EXEC aborts
@@ -225,6 +228,12 @@ class Connection(asyncio.Protocol):
             if self.multi is not None:
                 self.multi_failed = True
             return resp.error(errors.NOAUTH)
+        if self.acl_user is not None:
+            denied = self.acl_denied(cmd, args)
+            if denied is not None:
+                if self.multi is not None:
+                    self.multi_failed = True
+                return denied
         if self.multi is not None and not cmd.runs_in_multi:
             self.multi.append((cmd, args))
             return resp.QUEUED
@@ -266,6 +275,22 @@ class Connection(asyncio.Protocol):
         if usec >= server.slowlog_threshold_usec >= 0:
             server.slowlog_add(self, args, usec)
         return reply
+
+    def acl_denied(self, cmd, args):
+        user = self.acl_user
+        if not user.may_run(cmd, args):
+            name = cmd.name if not cmd.subcommands or len(args) < 2 else \
+                f"{cmd.name}|{args[1].decode('utf-8', 'replace').lower()}"
+            return resp.error(errors.NOPERM_COMMAND.format(name))
+        for key in cmd.keys(args):
+            if not user.may_access(key):
+                return resp.error(errors.NOPERM_KEY)
+        return None
+
+    def log_in(self, user):
+        self.authenticated = True
+        self.user = user.name
+        self.acl_user = None if user.unrestricted() else user
 
     # ---- output used by pub/sub, MONITOR and the server ---------------------------------------
     def send(self, data: bytes):

@@ -21,6 +21,7 @@ from shm_lru import ShmLRU
 
 from . import errors, resp
 from .config import Config
+from .acl import AclTable
 from .keyspace import Keyspace
 from .notifications import KeyspaceEvents
 from .protocol import Connection
@@ -61,6 +62,11 @@ class Server:
         self.table = table
         self.owns_table = owns_table
         self.keyspace = Keyspace(table)
+        self.acl = AclTable(config.values)
+        self.tls_context = None
+        if config.values["tls-port"]:
+            from .tls import server_context
+            self.tls_context = server_context(config.values)  # TLSConfigError stops startup
         self.clients = {}
         self.pubsub = PubSub()
         self.monitors = CallbackSet(self._monitors_changed)
@@ -78,6 +84,8 @@ class Server:
         self.stats_commands = 0
         self.stats_connections = 0
         self.stats_rejected = 0
+        self.stats_auth_failures = 0          # WRONGPASS answers (INFO: acl_access_denied_auth)
+        self.stats_tls_handshake_failures = 0
         self.stats_expired_by_cron = 0
         self._next_client_id = 0
         # With `workers N`: (index, count, bus socket); client ids are unique across workers.
@@ -166,9 +174,15 @@ class Server:
         if "loglevel" in names:
             from .log import set_level
             set_level(self.log, values["loglevel"])
-        if "requirepass" in names and not values["requirepass"]:
-            for conn in self.clients.values():
-                conn.authenticated = True
+        if "requirepass" in names:
+            # Connections already authenticated stay so (Redis keeps them too).
+            self.acl = AclTable(values)
+        from .tls import TLS_FILE_DIRECTIVES
+        if self.tls_context is not None and any(n in TLS_FILE_DIRECTIVES for n in names):
+            from .tls import server_context
+            # New connections get the new certificates; connections that are up keep theirs.
+            self.tls_context = server_context(values)
+            self.log.info("TLS configuration reloaded for new connections")
         for ext in self.extensions:
             if hasattr(ext, "config_changed"):
                 ext.config_changed(self, names)
@@ -217,6 +231,22 @@ class Server:
                                   f"{host}:{values['port']}: {exc.strerror}") from None
                 self.listeners.append(listener)
                 self.tcp_port = listener.sockets[0].getsockname()[1]
+        if values["tls-port"]:
+            from .tls import TLSAcceptor
+            for address in values["bind"]:
+                optional = address.startswith("-")
+                host = address.lstrip("-")
+                try:
+                    listener = await self.loop.create_server(
+                        lambda: TLSAcceptor(self, lambda: Connection(self)), host,
+                        values["tls-port"], backlog=values["tcp-backlog"], reuse_address=True,
+                        reuse_port=reuse or None)
+                except OSError as exc:
+                    if optional:
+                        continue
+                    raise OSError(exc.errno, f"Could not create server TLS listening socket "
+                                  f"{host}:{values['tls-port']}: {exc.strerror}") from None
+                self.listeners.append(listener)
         if values["unixsocket"]:
             path = values["unixsocket"]
             if os.path.exists(path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import time
 
 from .. import errors, resp
@@ -43,17 +42,14 @@ def select(conn, args):
     return resp.OK
 
 
-def check_password(conn, username: bytes, password: bytes) -> bool:
-    """The default user only (ACL users come with the TLS/auth issue)."""
-    required = conn.server.config.values["requirepass"]
-    if username != b"default":
-        return False
-    if not required:
-        return True  # the default user is 'nopass': any password is accepted
-    ok = hmac.compare_digest(password, required.encode())
-    if not ok:
-        conn.server.stats_auth_failures = getattr(conn.server, "stats_auth_failures", 0) + 1
-    return ok
+def authenticate(conn, username: bytes, password: bytes):
+    """The ACL user for these credentials, or None (counted: INFO acl_access_denied_auth)."""
+    user = conn.server.acl.authenticate(username.decode("utf-8", "replace"), password)
+    if user is None:
+        conn.server.stats_auth_failures += 1
+        conn.server.log.verbose("WRONGPASS for user '%s' from %s", username.decode(
+            "utf-8", "replace"), conn.addr)
+    return user
 
 
 @command("auth", -2, "noauth fast no-multi", group="connection")
@@ -61,15 +57,15 @@ def auth(conn, args):
     if len(args) > 3:
         raise CommandError(errors.SYNTAX)
     if len(args) == 2:
-        if not conn.server.config.values["requirepass"]:
+        if not conn.server.acl.default_needs_auth():
             raise CommandError(errors.AUTH_NOT_CONFIGURED)
         username, password = b"default", args[1]
     else:
         username, password = args[1], args[2]
-    if not check_password(conn, username, password):
+    user = authenticate(conn, username, password)
+    if user is None:
         raise CommandError(errors.WRONGPASS)
-    conn.authenticated = True
-    conn.user = username.decode("utf-8", "replace")
+    conn.log_in(user)
     return resp.OK
 
 
@@ -99,10 +95,10 @@ def hello(conn, args):
         else:
             raise CommandError(f"ERR Syntax error in HELLO option '{args[i].decode('utf-8', 'replace')}'")
     if authed is not None:
-        if not check_password(conn, *authed):
+        user = authenticate(conn, *authed)
+        if user is None:
             raise CommandError(errors.WRONGPASS)
-        conn.authenticated = True
-        conn.user = authed[0].decode("utf-8", "replace")
+        conn.log_in(user)
     if not conn.authenticated:
         raise CommandError("NOAUTH HELLO must be called with the client already authenticated, "
                            "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
@@ -132,8 +128,11 @@ def reset(conn, args):
     conn.proto = 2
     conn.name = b""
     conn.no_evict = False
-    conn.authenticated = not conn.server.config.auth_required()
+    default = conn.server.acl.users["default"]
+    conn.authenticated = False
     conn.user = "default"
+    if not conn.server.acl.default_needs_auth():
+        conn.log_in(default)
     return b"+RESET\r\n"
 
 
