@@ -345,3 +345,11 @@ def client_help(conn, args):
              b"SETINFO <LIB-NAME|LIB-VER> <value>", b"    Set client library name or version.",
              b"HELP", b"    Print this help."]
     return resp.array([resp.simple(line.decode()) for line in lines])
+
+
+@command("monitor", 1, "admin noscript loading stale no-multi", group="server")
+def monitor(conn, args):
+    """Every command any client runs, on any worker, as Redis's MONITOR lines."""
+    conn.monitor = True
+    conn.server.monitors.add(conn)
+    return resp.OK
