@@ -44,8 +44,9 @@ class Connection(asyncio.Protocol):
         self.multi = None          # list of queued argv while in MULTI
         self.multi_failed = False  # a queued command was rejected: EXEC aborts
         self.watched = None        # {key: version} while WATCHing
-        self.channels = set()
-        self.patterns = set()
+        # dicts as ordered sets: UNSUBSCRIBE with no argument answers in subscription order
+        self.channels = {}
+        self.patterns = {}
         self.monitor = False
         self.no_evict = False
         self.closing = False
@@ -303,7 +304,7 @@ class Connection(asyncio.Protocol):
             self.server.log.warning(
                 "Client id=%d addr=%s scheduled to be closed ASAP for overcoming of output buffer "
                 "limits.", self.id, self.addr)
-            self.close()
+            self.abort()
 
     def protocol_error(self, message: str):
         self.server.log.verbose("Protocol error (%s) from client: id=%d addr=%s",
@@ -313,9 +314,17 @@ class Connection(asyncio.Protocol):
         self.close()
 
     def close(self):
+        """Close after what is buffered was written (QUIT, CLIENT KILL, protocol errors)."""
         if not self.closing:
             self.closing = True
             self.transport.close()
+
+    def abort(self):
+        """Drop at once, unsent output included: a peer that does not read must not hold memory
+        (or its subscriptions) until it does."""
+        self.closing = True
+        self.server.forget(self)
+        self.transport.abort()
 
     def subscriptions(self) -> int:
         return len(self.channels) + len(self.patterns)

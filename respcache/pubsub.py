@@ -22,7 +22,7 @@ class PubSub:
     def subscribe(self, conn, channel) -> bool:
         if channel in conn.channels:
             return False
-        conn.channels.add(channel)
+        conn.channels[channel] = None
         self.channels.setdefault(channel, set()).add(conn)
         if self.listener is not None:
             self.listener(b"channel", channel, 1)
@@ -31,7 +31,7 @@ class PubSub:
     def unsubscribe(self, conn, channel) -> bool:
         if channel not in conn.channels:
             return False
-        conn.channels.discard(channel)
+        del conn.channels[channel]
         subscribers = self.channels.get(channel)
         if subscribers is not None:
             subscribers.discard(conn)
@@ -44,7 +44,7 @@ class PubSub:
     def psubscribe(self, conn, pattern) -> bool:
         if pattern in conn.patterns:
             return False
-        conn.patterns.add(pattern)
+        conn.patterns[pattern] = None
         self.patterns.setdefault(pattern, set()).add(conn)
         if self.listener is not None:
             self.listener(b"pattern", pattern, 1)
@@ -53,7 +53,7 @@ class PubSub:
     def punsubscribe(self, conn, pattern) -> bool:
         if pattern not in conn.patterns:
             return False
-        conn.patterns.discard(pattern)
+        del conn.patterns[pattern]
         subscribers = self.patterns.get(pattern)
         if subscribers is not None:
             subscribers.discard(conn)

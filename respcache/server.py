@@ -292,6 +292,8 @@ class Server:
         deadline = time.monotonic() + 2.0
         while self.clients and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+        for conn in list(self.clients.values()):
+            conn.abort()  # peers that did not read their last replies in 2 s
         if self.config.values["unixsocket"]:
             try:
                 os.unlink(self.config.values["unixsocket"])

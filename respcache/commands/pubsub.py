@@ -31,7 +31,7 @@ def _subscribe(conn, names, kind: bytes, add) -> bytes:
 
 def _unsubscribe(conn, names, current, kind: bytes, remove) -> bytes:
     if not names:
-        names = sorted(current)
+        names = list(current)
         if not names:
             return _confirm(conn, kind, None, conn.subscriptions())
     out = []
@@ -95,9 +95,7 @@ def pubsub_numsub(conn, args):
     for channel in args[2:]:
         parts.append(resp.bulk(channel))
         parts.append(resp.integer(counts.get(channel, 0)))
-    if conn.proto == 3:
-        return b"%%%d\r\n" % (len(parts) // 2) + b"".join(parts)
-    return resp.array(parts)
+    return resp.array(parts)  # an array in RESP3 too, as Redis 7.0 answers
 
 
 @subcommand(PUBSUB, "numpat", 2)
