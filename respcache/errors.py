@@ -22,6 +22,8 @@ INCR_FLOAT_NAN = "ERR increment would produce NaN or Infinity"
 HASH_NOT_INTEGER = "ERR hash value is not an integer"
 HASH_NOT_FLOAT = "ERR hash value is not a float"
 NO_SUCH_KEY = "ERR no such key"
+NO_PERSISTENCE = ("ERR respcache keeps no data on disk: its objects live in shared memory and in "
+                  "the tiers below (SAVE/BGSAVE have nothing to write)")
 DB_OUT_OF_RANGE = "ERR DB index is out of range"
 NOAUTH = "NOAUTH Authentication required."
 WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."

@@ -382,12 +382,10 @@ PyObject *set_deadline(TableObject *self, PyObject *key_obj, int64_t deadline, i
     if (found < 0)
         return NULL;
     int changed = 0;
+    int64_t new_deadline = 0;
     if (found) {
         if (persist) {
-            if (e.head->expire_at) {
-                e.head->expire_at = 0;
-                changed = 1;
-            }
+            changed = e.head->expire_at != 0;
         } else {
             if (relative)
                 deadline = deadline > INT64_MAX - now ? INT64_MAX : now + deadline;
@@ -397,13 +395,11 @@ PyObject *set_deadline(TableObject *self, PyObject *key_obj, int64_t deadline, i
                 lru_unlock(&self->t);
                 Py_RETURN_TRUE;
             }
-            e.head->expire_at = deadline;
+            new_deadline = deadline;
             changed = 1;
         }
-        if (changed) {
-            e.head->version = ++self->t.hdr->version_counter;
-            lru_journal_append(&self->t, JOP_EXPIRE, &e);
-        }
+        if (changed)
+            lru_set_deadline(&self->t, &e, new_deadline);
     }
     lru_unlock(&self->t);
     return PyBool_FromLong(changed);

@@ -184,6 +184,7 @@ PyObject *Table_stats(TableObject *self, PyObject *unused)
         put(d, "journal_overruns", PyLong_FromUnsignedLongLong(s->journal_overruns)) ||
         put(d, "lock_recoveries", PyLong_FromUnsignedLongLong(s->lock_recoveries)) ||
         put(d, "entries", PyLong_FromUnsignedLong(snap.entries)) ||
+        put(d, "expiring", PyLong_FromUnsignedLong(snap.expiring)) ||
         put(d, "used_records", PyLong_FromUnsignedLong(snap.capacity - snap.free_records)) ||
         put(d, "free_records", PyLong_FromUnsignedLong(snap.free_records)) ||
         put(d, "capacity", PyLong_FromUnsignedLong(snap.capacity)) ||

@@ -147,6 +147,10 @@ void lru_rebuild(lru_table_t *t)
         h->lru_tail = heads[nheads - 1] + 1;
     }
     h->entries = nheads;
+    h->expiring = 0;
+    for (uint32_t n = 0; n < nheads; n++)
+        if (lru_head_at(t, heads[n])->expire_at)
+            h->expiring++;
     free(keep);
     free(heads);
 
@@ -162,7 +166,7 @@ relink_free:
         }
     }
     if (!h->lru_head)
-        h->entries = 0;
+        h->entries = h->expiring = 0;
 }
 
 #define PROBLEM(...)                                                                         \

@@ -453,6 +453,8 @@ static void free_entry(lru_table_t *t, uint32_t index)
 void lru_remove(lru_table_t *t, uint32_t index, int journal_op)
 {
     lru_entry_t e = {index, lru_head_at(t, index)};
+    if (e.head->expire_at)
+        t->hdr->expiring--;
     if (journal_op)
         lru_journal_append(t, journal_op, &e);
     bucket_unlink(t, index);
@@ -467,6 +469,15 @@ int lru_expire_now(lru_table_t *t, uint32_t index, int64_t now)
     lru_remove(t, index, JOP_EXPIRED);
     t->hdr->stats.expirations++;
     return 1;
+}
+
+/* A new deadline (0 = none) for a live entry: a new version and a journal record. */
+void lru_set_deadline(lru_table_t *t, const lru_entry_t *e, int64_t expire_at)
+{
+    t->hdr->expiring += (expire_at != 0) - (e->head->expire_at != 0);
+    e->head->expire_at = expire_at;
+    e->head->version = ++t->hdr->version_counter;
+    lru_journal_append(t, JOP_EXPIRE, e);
 }
 
 /* Evicts from the LRU tail until `need` records are free. Expired entries go as expirations. */
@@ -521,6 +532,8 @@ int lru_store(lru_table_t *t, const uint8_t *key, size_t klen, uint64_t hash, co
     e->atime = now;
     e->version = ++h->version_counter;
     e->hnext = 0;
+    if (expire_at)
+        h->expiring++;
     e->lru_prev = e->lru_next = 0;
 
     /* Key then value, spilling over chain records. */
@@ -577,6 +590,7 @@ int lru_overwrite(lru_table_t *t, const lru_entry_t *e, const uint8_t *val, size
     head->c.committed = 0;
     head->vlen = (uint32_t)vlen;
     head->c.type = type;
+    t->hdr->expiring += (expire_at != 0) - (head->expire_at != 0);
     head->expire_at = expire_at;
     head->version = ++t->hdr->version_counter;
     /* value bytes start right after the key, wherever in the chain that is */
@@ -647,6 +661,7 @@ uint32_t lru_flush(lru_table_t *t)
     h->free_records = h->capacity;
     h->lru_head = h->lru_tail = 0;
     h->entries = 0;
+    h->expiring = 0;
     h->version_counter++;
     lru_journal_mark(t, JOP_FLUSH);
     return removed;

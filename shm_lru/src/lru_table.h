@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #define LRU_MAGIC 0x3155524c4d485352ULL /* "RSHMLRU1" */
-#define LRU_LAYOUT_VERSION 3
+#define LRU_LAYOUT_VERSION 4
 #define LRU_COUNTER_SHARDS 16
 
 enum { REC_FREE = 0, REC_HEAD = 1, REC_CHAIN = 2 };
@@ -74,9 +74,9 @@ typedef struct {
     uint32_t free_head;           /* singly linked through lru_chain_t.next */
     uint32_t free_records;
     uint32_t entries;
+    uint32_t expiring;            /* entries with a deadline (INFO keyspace expires=) */
     uint32_t sweep_pos;
     uint32_t touch_interval_ms;   /* a read moves an entry to the LRU head at most this often */
-    uint32_t pad0;
     uint64_t journal_write;       /* bytes ever written: position = journal_write % journal_bytes */
     uint64_t journal_seq;         /* records ever written */
     lru_stats_t stats;
@@ -161,6 +161,7 @@ int lru_overwrite(lru_table_t *t, const lru_entry_t *e, const uint8_t *val, size
                   uint8_t type, int64_t expire_at, int64_t now);
 void lru_remove(lru_table_t *t, uint32_t index, int journal_op);
 int lru_expire_now(lru_table_t *t, uint32_t index, int64_t now);
+void lru_set_deadline(lru_table_t *t, const lru_entry_t *e, int64_t expire_at);
 uint32_t lru_sweep(lru_table_t *t, uint32_t max_checks, int64_t now);
 uint32_t lru_flush(lru_table_t *t);
 lru_head_t *lru_head_at(lru_table_t *t, uint32_t index);

@@ -146,6 +146,7 @@ class TableModel(RuleBasedStateMachine):
         assert len(self.table) == len(self.model)
         stats = self.table.stats()
         assert stats["used_records"] == self._used()
+        assert stats["expiring"] == sum(1 for v in self.model.values() if v[2])
         assert stats["evictions"] == self.evictions
         for key, (value, type_code, has_ttl) in self.model.items():
             info = self.table.info(key)
