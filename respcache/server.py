@@ -81,6 +81,7 @@ class Server:
         self.listeners = []
         self.started = time.time()
         self.started_monotonic = time.monotonic()
+        self.clock = self.started_monotonic   # refreshed by the cron: a coarse monotonic clock
         self.stats_commands = 0
         self.stats_connections = 0
         self.stats_rejected = 0
@@ -316,8 +317,8 @@ class Server:
         while True:
             await asyncio.sleep(1.0 / self.config.values["hz"])
             try:
+                self.clock = now = time.monotonic()
                 self.cron_tick()
-                now = time.monotonic()
                 if now - last_second >= 1.0:
                     last_second = now
                     self._close_idle_clients(now)
