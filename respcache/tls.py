@@ -95,10 +95,13 @@ class TLSAcceptor(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        # The ClientHello must wait in the socket until start_tls owns the transport: read
+        # now, it would land here and be lost, and the handshake would stall.
+        transport.pause_reading()
         self.server.loop.create_task(self._handshake())
 
     def data_received(self, data):
-        pass  # start_tls takes the transport over; nothing arrives here before it does
+        pass  # reading is paused until start_tls takes the transport over
 
     def connection_lost(self, exc):
         pass
