@@ -1,0 +1,172 @@
+"""Config files and the process: FATAL errors, include, overrides, REWRITE, limits, shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+
+from conftest import ROOT, free_port, wait_for_port
+
+
+def run_cli(*args, timeout=30):
+    return subprocess.run([sys.executable, "-m", "respcache.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("line, directive, reason", [
+    ("port abc", "port", "argument couldn't be parsed into an integer"),
+    ("port 70000", "port", "argument must be between 0 and 65535 inclusive"),
+    ("loglevel loud", "loglevel", "argument(s) must be one of the following: debug, verbose, "
+                                  "notice, warning, nothing"),
+    ("protected-mode maybe", "protected-mode", "argument must be 'yes' or 'no'"),
+    ("no-such-directive 1", "no-such-directive", "Bad directive or wrong number of arguments"),
+    ("save 900 1", "save", "wrong number of arguments"),
+    ("appendonly yes", "appendonly", "respcache keeps no data on disk"),
+    ("workers lots", "workers", "argument must be 'auto' or a number from 1 to 256"),
+    ("notify-keyspace-events Q", "notify-keyspace-events", "Invalid event class character"),
+])
+def test_a_bad_line_stops_startup_naming_file_line_directive_and_reason(tmp_path, line,
+                                                                          directive, reason):
+    conf = tmp_path / "tier.conf"
+    conf.write_text(f"# a comment\nbind 127.0.0.1\n\n{line}\n")
+    out = run_cli(str(conf))
+    assert out.returncode == 1
+    assert "*** FATAL CONFIG FILE ERROR" in out.stderr
+    assert f"Reading the configuration file {conf}, at line 4" in out.stderr
+    assert f">>> '{line}'" in out.stderr
+    assert f"directive '{directive}': {reason}" in out.stderr
+
+
+def test_unbalanced_quotes_and_missing_include(tmp_path):
+    conf = tmp_path / "q.conf"
+    conf.write_text('requirepass "unterminated\n')
+    out = run_cli(str(conf))
+    assert out.returncode == 1 and "Unbalanced quotes in configuration line" in out.stderr
+    conf.write_text("include missing.conf\n")
+    out = run_cli(str(conf))
+    assert out.returncode == 1
+    assert f"can't open config file '{tmp_path}/missing.conf'" in out.stderr
+
+
+def test_bad_command_line_override():
+    out = run_cli("--port", "nope")
+    assert out.returncode == 1
+    assert "Reading the command line, at argument 1" in out.stderr
+    assert "directive 'port': argument couldn't be parsed into an integer" in out.stderr
+    out = run_cli("--port")
+    assert out.returncode == 1
+
+
+def test_missing_config_file():
+    out = run_cli("/nonexistent/tier.conf")
+    assert out.returncode == 1 and "can't open config file '/nonexistent/tier.conf'" in out.stderr
+
+
+def test_sample_edge_conf_starts(start_server):
+    srv = start_server(conf_text=open(os.path.join(ROOT, "conf", "edge.conf")).read())
+    assert srv.client().ping()
+
+
+def test_include_and_overrides_apply_in_order(start_server, tmp_path):
+    (tmp_path / "common.conf").write_text("slowlog-max-len 42\ntimeout 7\n")
+    srv = start_server("--timeout", "9", conf_text="include common.conf\nhz 20\n")
+    values = srv.client(decode_responses=True).config_get("*")
+    assert values["slowlog-max-len"] == "42"  # from the included file
+    assert values["timeout"] == "9"           # the command line wins
+    assert values["hz"] == "20"
+
+
+def test_config_set_get_and_rewrite_keep_comments(start_server):
+    srv = start_server(conf_text="# keep me\nslowlog-max-len 10   \n# and me\n")
+    client = srv.client(decode_responses=True)
+    assert client.config_set("slowlog-max-len", 99)
+    assert client.config_get("slowlog-max-len") == {"slowlog-max-len": "99"}
+    assert client.config_set("maxclients", 50)
+    with pytest.raises(redis.ResponseError, match="Unknown option or number of arguments"):
+        client.config_set("port", 1)  # not settable at runtime
+    with pytest.raises(redis.ResponseError, match="argument couldn't be parsed into an integer"):
+        client.config_set("timeout", "soon")
+    assert client.config_rewrite()
+    text = open(srv.conf_path).read()
+    assert text.startswith("# keep me\nslowlog-max-len 99\n# and me\n")
+    assert "maxclients 50" in text
+
+
+def test_maxclients_refuses_the_extra_client_only(start_server):
+    srv = start_server("--maxclients", "3")
+    keep = [srv.client() for _ in range(3)]
+    for client in keep:
+        client.ping()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as extra:
+        assert extra.recv(100) == b"-ERR max number of clients reached\r\n"
+    assert all(client.ping() for client in keep)
+
+
+def test_idle_clients_are_closed_but_not_subscribers(start_server):
+    srv = start_server("--timeout", "1")
+    idle = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    sub = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    sub.sendall(b"*2\r\n$9\r\nSUBSCRIBE\r\n$1\r\nc\r\n")
+    assert sub.recv(100).startswith(b"*3\r\n$9\r\nsubscribe")
+    time.sleep(2.6)
+    idle.settimeout(2)
+    assert idle.recv(10) == b""  # closed by the server
+    assert srv.client().publish("c", "still-here") == 1
+    assert b"still-here" in sub.recv(200)
+    idle.close()
+    sub.close()
+
+
+def test_sigterm_and_shutdown_stop_cleanly_and_release_the_segment(start_server, tmp_path):
+    pidfile = tmp_path / "edge.pid"
+    logfile = tmp_path / "edge.log"
+    srv = start_server("--pidfile", str(pidfile), "--logfile", str(logfile))
+    assert pidfile.read_text().strip() == str(srv.proc.pid)
+    assert os.path.exists(f"/dev/shm/{srv.shm_name}")
+    srv.client().set("k", "v")
+    srv.proc.send_signal(signal.SIGTERM)
+    assert srv.proc.wait(15) == 0
+    assert not os.path.exists(f"/dev/shm/{srv.shm_name}")
+    assert not pidfile.exists()
+    log = logfile.read_text()
+    assert "Received SIGTERM scheduling shutdown" in log
+    assert "# respcache is now ready to exit, bye bye..." in log
+    srv2 = start_server()
+    try:
+        srv2.client().shutdown(nosave=True)
+    except redis.ConnectionError:
+        pass
+    assert srv2.proc.wait(15) == 0
+    assert not os.path.exists(f"/dev/shm/{srv2.shm_name}")
+
+
+def test_embedded_default_runs_on_7878_if_free():
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 7878)) == 0:
+            pytest.fail("something already listens on 7878; the embedded default needs it")
+    proc = subprocess.Popen([sys.executable, "-m", "respcache.cli"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(7878, proc)
+        client = redis.Redis(port=7878, decode_responses=True)
+        assert client.ping()
+        assert client.config_get("shm-name") == {"shm-name": "respcache-7878"}
+        assert client.config_get("bind") == {"bind": "127.0.0.1 -::1"}
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
+    assert not os.path.exists("/dev/shm/respcache-7878")
+
+
+def test_port_in_use_fails_with_a_clear_message(start_server):
+    srv = start_server()
+    out = run_cli("--port", str(srv.port), "--shm-name", f"rc-test-dup-{free_port()}")
+    assert out.returncode == 1
+    assert f"Could not create server TCP listening socket 127.0.0.1:{srv.port}" in out.stdout
