@@ -61,6 +61,10 @@ class Connection(asyncio.Protocol):
         self.kind = "tcp"
         self._idle = True          # the parser holds no partial request
         self._inline = None        # InlineParser while a client types inline commands
+        # What hiredis was fed, and the commands it gave back, since it last stood at a command
+        # boundary: enough to find where a stray empty line sits (see _recover).
+        self._hist_chunks = []
+        self._hist_cmds = []
 
     # ---- asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport):
@@ -99,6 +103,7 @@ class Connection(asyncio.Protocol):
             return
         self.reader.feed(data)
         self._idle = False
+        self._hist_chunks.append(data)
         self._drain()
 
     # ---- parsing -----------------------------------------------------------------------------
@@ -110,7 +115,8 @@ class Connection(asyncio.Protocol):
                 args = reader.gets()
             except hiredis.ProtocolError as exc:
                 self._flush(out)
-                self.protocol_error(_map_hiredis_error(str(exc)))
+                if not self._recover(str(exc)):
+                    self.protocol_error(_map_hiredis_error(str(exc)))
                 return
             if args is False:
                 pending = reader.len()
@@ -127,6 +133,7 @@ class Connection(asyncio.Protocol):
                 self._flush(out)
                 self.protocol_error(errors.PROTO_EXPECTED_DOLLAR.format(_type_char(args)))
                 return
+            self._hist_cmds.append(args)
             reply = self.execute(args)
             if reply.__class__ is bytes:
                 out.append(reply)
@@ -136,8 +143,37 @@ class Connection(asyncio.Protocol):
                 return
             if not reader.has_data():
                 self._idle = True
+                self._hist_chunks.clear()
+                self._hist_cmds.clear()
                 break
+            if len(self._hist_cmds) > 256:
+                self._compact_history()
         self._flush(out)
+
+    def _compact_history(self):
+        """Keep only the bytes after the last complete command (bounded memory on long streams)."""
+        consumed = sum(map(_encoded_size, self._hist_cmds))
+        self._hist_chunks = [b"".join(self._hist_chunks)[consumed:]]
+        self._hist_cmds.clear()
+
+    def _recover(self, error: str) -> bool:
+        """hiredis met a byte that cannot start a RESP reply where a command should begin.
+
+        Redis reads such a line as an inline command (an empty line is ignored): redis-cli --pipe
+        sends a CRLF before its closing ECHO, often in the same read as the last commands. Find
+        where the last complete command ended, then hand the rest to the inline parser, which
+        gives RESP back to a fresh hiredis reader at the next '*'.
+        """
+        if "reply type byte" not in error:
+            return False
+        consumed = sum(map(_encoded_size, self._hist_cmds))
+        rest = b"".join(self._hist_chunks)[consumed:]
+        self.reader = hiredis.Reader()
+        self._hist_chunks, self._hist_cmds = [], []
+        self._idle = True
+        if rest:
+            self._feed_inline(rest)
+        return True
 
     def _check_query_limits(self, pending, out):
         """A request still incomplete after this many bytes: enforce Redis's two limits."""
@@ -163,6 +199,7 @@ class Connection(asyncio.Protocol):
                     self._inline = None
                     self._flush(out)
                     self.reader.feed(rest)
+                    self._hist_chunks.append(rest)
                     self._idle = False
                     self._drain()
                     return
@@ -340,6 +377,15 @@ class Connection(asyncio.Protocol):
 
     def subscriptions(self) -> int:
         return len(self.channels) + len(self.patterns)
+
+
+def _encoded_size(args) -> int:
+    """Bytes of a command as RESP: *N CRLF, then $len CRLF data CRLF per argument."""
+    size = len(str(len(args))) + 3
+    for arg in args:
+        n = len(arg)
+        size += n + len(str(n)) + 5
+    return size
 
 
 def _addresses(transport):

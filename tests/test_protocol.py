@@ -66,14 +66,28 @@ def test_inline_commands_as_telnet_sends_them(server):
              b"+PONG\r\n+OK\r\n$11\r\nhello world\r\n$3\r\na b\r\n")
 
 
-def test_inline_then_resp_on_one_connection(server):
-    # Inline switching to RESP within one write works; RESP followed by inline needs a new read
-    # (hiredis owns the bytes after a RESP command), which is how telnet users type anyway.
+def test_inline_and_resp_mixed_on_one_connection(server):
+    # Inline to RESP and RESP to inline within one write, an empty line between (redis-cli
+    # --pipe sends one before its closing ECHO), split across writes too.
+    exchange(server.port, b"SET a 1\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n\r\nGET a\r\n"
+                          b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n",
+             b"+OK\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n1\r\n")
     with raw_session(server.port) as sock:
-        sock.sendall(b"SET a 1\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n")
-        assert read_until(sock, expected_len=12) == b"+OK\r\n$1\r\n1\r\n"
-        sock.sendall(b"GET a\r\n")
-        assert read_until(sock, expected_len=7) == b"$1\r\n1\r\n"
+        sock.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$5\r\nsp")
+        time.sleep(0.05)
+        sock.sendall(b"lit\r\n\r\nGET b\r\n")
+        assert read_until(sock, expected_len=16) == b"+OK\r\n$5\r\nsplit\r\n"
+
+
+def test_long_pipelines_keep_parsing_after_many_commands(server):
+    # More than the 256 commands after which the parser's history is compacted, in odd chunks.
+    payload = b"".join(b"*3\r\n$3\r\nSET\r\n$4\r\nk%03d\r\n$3\r\n%03d\r\n" % (i, i)
+                       for i in range(600)) + b"\r\nGET k599\r\n"
+    with raw_session(server.port) as sock:
+        for i in range(0, len(payload), 1000):
+            sock.sendall(payload[i:i + 1000])
+        got = read_until(sock, expected_len=600 * 5 + 9)
+    assert got == b"+OK\r\n" * 600 + b"$3\r\n599\r\n"
 
 
 @pytest.mark.parametrize("payload, error", [
