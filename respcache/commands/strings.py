@@ -44,7 +44,10 @@ def get(conn, args):
          summary="Set a key's value, with expiry and conditions")
 def set_(conn, args):
     if len(args) == 3:
-        conn.keyspace.store(args[1], args[2])
+        try:
+            conn.table.set(args[1], args[2])  # the hot path: no options, no keyword arguments
+        except ValueError as exc:
+            raise CommandError("ERR " + str(exc)) from None
         return resp.OK
     deadline, keepttl, _, flags = parse_expiry_options(args, 3, "set", True, False)
     return _set(conn, args[1], args[2], deadline, keepttl, b"NX" in flags, b"XX" in flags,
