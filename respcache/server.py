@@ -212,42 +212,14 @@ class Server:
 
     async def _listen(self):
         values = self.config.values
-        workers = values["workers"]
-        reuse = workers == "auto" or int(workers) > 1
         if values["port"]:
-            for address in values["bind"]:
-                optional = address.startswith("-")
-                host = address.lstrip("-")
-                try:
-                    listener = await self.loop.create_server(
-                        lambda: Connection(self), host, values["port"],
-                        backlog=values["tcp-backlog"], reuse_address=True,
-                        reuse_port=reuse or None)
-                except OSError as exc:
-                    if optional:
-                        self.log.warning("Could not listen on %s:%d (%s); skipped (optional bind)",
-                                         host, values["port"], exc.strerror)
-                        continue
-                    raise OSError(exc.errno, f"Could not create server TCP listening socket "
-                                  f"{host}:{values['port']}: {exc.strerror}") from None
-                self.listeners.append(listener)
-                self.tcp_port = listener.sockets[0].getsockname()[1]
+            await self._bind_all(lambda: Connection(self), values["port"], "TCP")
+            if self.listeners:
+                self.tcp_port = self.listeners[-1].sockets[0].getsockname()[1]
         if values["tls-port"]:
             from .tls import TLSAcceptor
-            for address in values["bind"]:
-                optional = address.startswith("-")
-                host = address.lstrip("-")
-                try:
-                    listener = await self.loop.create_server(
-                        lambda: TLSAcceptor(self, lambda: Connection(self)), host,
-                        values["tls-port"], backlog=values["tcp-backlog"], reuse_address=True,
-                        reuse_port=reuse or None)
-                except OSError as exc:
-                    if optional:
-                        continue
-                    raise OSError(exc.errno, f"Could not create server TLS listening socket "
-                                  f"{host}:{values['tls-port']}: {exc.strerror}") from None
-                self.listeners.append(listener)
+            await self._bind_all(lambda: TLSAcceptor(self, lambda: Connection(self)),
+                                 values["tls-port"], "TLS")
         if values["unixsocket"]:
             path = values["unixsocket"]
             if os.path.exists(path):
@@ -268,6 +240,27 @@ class Server:
         self.bus.events[b"monitor-line"] = lambda origin, args: self._deliver_monitor_line(args[0])
         self.pubsub.listener = self.bus.local_subscription_changed
         await self.loop.create_unix_connection(lambda: self.bus, sock=sock)
+
+    async def _bind_all(self, factory, port, kind):
+        """Listen on every `bind` address; a leading '-' marks one that may be unavailable."""
+        values = self.config.values
+        workers = values["workers"]
+        reuse = workers == "auto" or int(workers) > 1   # workers share the port
+        for address in values["bind"]:
+            optional = address.startswith("-")
+            host = address.lstrip("-")
+            try:
+                listener = await self.loop.create_server(
+                    factory, host, port, backlog=values["tcp-backlog"], reuse_address=True,
+                    reuse_port=reuse or None)
+            except OSError as exc:
+                if optional:
+                    self.log.warning("Could not listen on %s:%d (%s); skipped (optional bind)",
+                                     host, port, exc.strerror)
+                    continue
+                raise OSError(exc.errno, f"Could not create server {kind} listening socket "
+                              f"{host}:{port}: {exc.strerror}") from None
+            self.listeners.append(listener)
 
     def _on_signal(self, sig):
         self.log.warning("Received %s scheduling shutdown...", signal.Signals(sig).name)
