@@ -13,6 +13,7 @@ import argparse
 import csv
 import io
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -58,15 +59,20 @@ def rss_kb(pid):
 
 
 def run_benchmark(port, tests, size, clients, requests, pipeline):
+    """requests/s per test, and the share of one core the load generator itself used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-t", tests, "-d", str(size), "-c", str(clients),
          "-n", str(requests), "-P", str(pipeline), "-r", "20000", "--csv"],
         capture_output=True, text=True, timeout=600).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     rows = {}
     for row in csv.reader(io.StringIO(out)):
         if row and row[0] != "test":
             rows[row[0]] = float(row[1])
-    return rows
+    return rows, cpu / (time.monotonic() - started)
 
 
 def main():
@@ -100,13 +106,15 @@ def main():
                 sys.executable, os.path.join(ROOT, "tools", "toy_server.py"), str(port)], port))
 
         results = {}  # (server, pipeline, test) -> [rps]
+        loadgen_cpu = {}  # (server, pipeline) -> [cores used by redis-benchmark]
         for round_no in range(args.rounds):
             for pipeline in args.pipeline:
                 for srv in servers:
-                    rows = run_benchmark(srv["port"], args.tests, args.size, args.clients,
-                                         args.requests, pipeline)
+                    rows, cpu = run_benchmark(srv["port"], args.tests, args.size, args.clients,
+                                              args.requests, pipeline)
                     for test, rps in rows.items():
                         results.setdefault((srv["name"], pipeline, test), []).append(rps)
+                    loadgen_cpu.setdefault((srv["name"], pipeline), []).append(cpu)
             print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
 
         print(f"redis-benchmark -t {args.tests} -d {args.size} -c {args.clients} "
@@ -124,6 +132,9 @@ def main():
                     if toy:
                         line += f"   {rps / toy:5.2f}x toy"
                     print(line)
+        print("\nredis-benchmark's own CPU (cores of 2) while loading each server:")
+        for (name, pipeline), shares in sorted(loadgen_cpu.items()):
+            print(f"  -P {pipeline:<3} {name:<22} {statistics.median(shares):.2f}")
         print("\nRSS after the run (kB):",
               ", ".join(f"{s['name']}={rss_kb(s['proc'].pid)}" for s in servers))
     finally:
