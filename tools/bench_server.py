@@ -44,6 +44,15 @@ def wait_port(port, proc, timeout=15):
     raise TimeoutError(port)
 
 
+PIN = bool(shutil.which("taskset")) and (os.cpu_count() or 1) >= 2
+
+
+def pinned(argv, cpus):
+    """On this 2-core box, put servers on core 0 and the load generator on core 1: left to the
+    scheduler they often share a core, which halves throughput at random between runs."""
+    return ["taskset", "-c", cpus] + argv if PIN else argv
+
+
 def start(name, argv, port):
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     wait_port(port, proc)
@@ -62,9 +71,9 @@ def run_benchmark(port, tests, size, clients, requests, pipeline):
     """requests/s per test, and the share of one core the load generator itself used."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    out = subprocess.run(
+    out = subprocess.run(pinned(
         ["redis-benchmark", "-p", str(port), "-t", tests, "-d", str(size), "-c", str(clients),
-         "-n", str(requests), "-P", str(pipeline), "-r", "20000", "--csv"],
+         "-n", str(requests), "-P", str(pipeline), "-r", "20000", "--csv"], "1"),
         capture_output=True, text=True, timeout=600).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -93,17 +102,22 @@ def main():
     servers = []
     try:
         port = free_port()
-        servers.append(start("redis-server", ["redis-server", "--port", str(port), "--save", "",
-                                              "--appendonly", "no"], port))
+        servers.append(start("redis-server", pinned(["redis-server", "--port", str(port),
+                                                     "--save", "", "--appendonly", "no"], "0"),
+                             port))
         for workers in args.workers:
             port = free_port()
-            servers.append(start(f"respcache w={workers}", [
+            # One worker shares core 0 with nothing; more workers get both cores (and so share
+            # one with the load generator): that is what `workers 2` buys on this box.
+            servers.append(start(f"respcache w={workers}", pinned([
                 sys.executable, "-m", "respcache.cli", "--port", str(port), "--workers", workers,
-                "--shm-name", f"bench-{uuid.uuid4().hex[:8]}", "--shm-capacity", "65536"], port))
+                "--shm-name", f"bench-{uuid.uuid4().hex[:8]}", "--shm-capacity", "65536"],
+                "0" if workers == "1" else "0,1"), port))
         if not args.no_toy:
             port = free_port()
-            servers.append(start("toy (uvloop+hiredis)", [
-                sys.executable, os.path.join(ROOT, "tools", "toy_server.py"), str(port)], port))
+            servers.append(start("toy (uvloop+hiredis)", pinned([
+                sys.executable, os.path.join(ROOT, "tools", "toy_server.py"), str(port)], "0"),
+                port))
 
         results = {}  # (server, pipeline, test) -> [rps]
         loadgen_cpu = {}  # (server, pipeline) -> [cores used by redis-benchmark]
@@ -118,7 +132,8 @@ def main():
             print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
 
         print(f"redis-benchmark -t {args.tests} -d {args.size} -c {args.clients} "
-              f"-n {args.requests}, median of {args.rounds} alternating rounds")
+              f"-n {args.requests}, median of {args.rounds} alternating rounds"
+              + (", servers on core 0, redis-benchmark on core 1" if PIN else ""))
         tests = sorted({k[2] for k in results})
         for pipeline in args.pipeline:
             for test in tests:
