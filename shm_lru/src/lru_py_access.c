@@ -105,7 +105,7 @@ PyObject *Table_get(TableObject *self, PyObject *const *args, Py_ssize_t nargs,
         return wrong_type();
     }
     lru_count(&self->t, 1);
-    lru_touch(&self->t, e.index, now);
+    lru_touch(&self->t, e.index, now, 0);
     PyObject *v = value_bytes(self, &e);
     lru_unlock(&self->t);
     return v;
@@ -124,7 +124,7 @@ PyObject *Table_get_entry(TableObject *self, PyObject *key_obj)
         Py_RETURN_NONE;
     }
     lru_count(&self->t, 1);
-    lru_touch(&self->t, e.index, now);
+    lru_touch(&self->t, e.index, now, 0);
     PyObject *v = value_bytes(self, &e);
     int type = e.head->c.type;
     long long expire_at = e.head->expire_at;
@@ -169,7 +169,7 @@ PyObject *query(TableObject *self, PyObject *key_obj, int what)
         Py_INCREF(result);
         break;
     case Q_TOUCH:
-        lru_touch(&self->t, e.index, now);
+        lru_touch(&self->t, e.index, now, 1);
         result = Py_True;
         Py_INCREF(result);
         break;

@@ -219,11 +219,12 @@ static void lru_push_front(lru_table_t *t, uint32_t index)
  * A read moves the entry to the head, but at most once per touch_interval_ms (memcached does the
  * same): moving touches three other records' cache lines, which costs more than the lookup, and
  * an entry read twice within the interval is recent enough either way. 0 = exact LRU.
+ * `force` (touch(), TOUCH) always moves: a caller that touches means "keep this one now".
  */
-void lru_touch(lru_table_t *t, uint32_t index, int64_t now)
+void lru_touch(lru_table_t *t, uint32_t index, int64_t now, int force)
 {
     lru_head_t *e = lru_head_at(t, index);
-    if (now - e->atime < (int64_t)t->hdr->touch_interval_ms)
+    if (!force && now - e->atime < (int64_t)t->hdr->touch_interval_ms)
         return;
     e->atime = now;
     if (t->hdr->lru_head != index + 1) {

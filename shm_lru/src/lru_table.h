@@ -152,7 +152,7 @@ int lru_copy_value_checked(lru_table_t *t, const lru_entry_t *e, uint8_t *dst, s
 uint64_t lru_read_begin(lru_table_t *t);
 int lru_read_valid(lru_table_t *t, uint64_t seq);
 void lru_count(lru_table_t *t, int hit);
-void lru_touch(lru_table_t *t, uint32_t index, int64_t now);
+void lru_touch(lru_table_t *t, uint32_t index, int64_t now, int force);
 void lru_copy_value(lru_table_t *t, const lru_entry_t *e, uint8_t *dst);
 void lru_copy_key(lru_table_t *t, const lru_entry_t *e, uint8_t *dst);
 int lru_store(lru_table_t *t, const uint8_t *key, size_t klen, uint64_t hash, const uint8_t *val,

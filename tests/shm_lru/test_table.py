@@ -359,3 +359,15 @@ def test_stats_report_memory_per_record(table):
     assert 128 < stats["bytes_per_record"] < 140
     assert stats["head_overhead_bytes"] == shm_lru.HEAD_OVERHEAD
     assert stats["segment_bytes"] == os.path.getsize(f"/dev/shm/{table.name}")
+
+
+def test_reads_move_lazily_but_touch_always_moves(make_table):
+    table = make_table(capacity=8, record_size=128, touch_interval_ms=60000)
+    for i in range(8):
+        table.set(b"k%d" % i, b"v")
+    table.get(b"k0")      # read within the interval of its write: stays at the tail
+    table.set(b"new1", b"v")
+    assert not table.exists(b"k0")
+    table.touch(b"k1")    # an explicit touch moves it to the head whatever the interval
+    table.set(b"new2", b"v")
+    assert table.exists(b"k1") and not table.exists(b"k2")
