@@ -12,6 +12,31 @@
 
 /* ---- reads ------------------------------------------------------------------------------ */
 
+/*
+ * The locked lookup shared by get() and pop(): counts the hit or miss and checks the type.
+ * Returns 1 with the lock held and *e filled; 0 (absent) or -1 (error set, WRONGTYPE included)
+ * with the lock released.
+ */
+static int find_typed(TableObject *self, PyObject *key_obj, int want, lru_entry_t *e,
+                      int64_t *now)
+{
+    int found = lookup(self, key_obj, e, now);
+    if (found < 0)
+        return -1;
+    if (!found) {
+        lru_count(&self->t, 0);
+        lru_unlock(&self->t);
+        return 0;
+    }
+    if (want >= 0 && e->head->c.type != want) {
+        lru_unlock(&self->t);
+        wrong_type();
+        return -1;
+    }
+    lru_count(&self->t, 1);
+    return 1;
+}
+
 /* A sentinel: the optimistic path could not answer, take the lock. */
 #define NOT_DONE ((PyObject *)&_Py_NotImplementedStruct)
 
@@ -92,19 +117,9 @@ PyObject *Table_get(TableObject *self, PyObject *const *args, Py_ssize_t nargs,
         return fast;
     lru_entry_t e;
     int64_t now;
-    int found = lookup(self, key_obj, &e, &now);
-    if (found < 0)
-        return NULL;
-    if (!found) {
-        lru_count(&self->t, 0);
-        lru_unlock(&self->t);
-        Py_RETURN_NONE;
-    }
-    if (want >= 0 && e.head->c.type != want) {
-        lru_unlock(&self->t);
-        return wrong_type();
-    }
-    lru_count(&self->t, 1);
+    int found = find_typed(self, key_obj, want, &e, &now);
+    if (found <= 0)
+        return found < 0 ? NULL : Py_NewRef(Py_None);
     lru_touch(&self->t, e.index, now, 0);
     PyObject *v = value_bytes(self, &e);
     lru_unlock(&self->t);
@@ -335,19 +350,9 @@ PyObject *Table_pop(TableObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     lru_entry_t e;
     int64_t now;
-    int found = lookup(self, args[0], &e, &now);
-    if (found < 0)
-        return NULL;
-    if (!found) {
-        lru_count(&self->t, 0);
-        lru_unlock(&self->t);
-        Py_RETURN_NONE;
-    }
-    if (want >= 0 && e.head->c.type != want) {
-        lru_unlock(&self->t);
-        return wrong_type();
-    }
-    lru_count(&self->t, 1);
+    int found = find_typed(self, args[0], want, &e, &now);
+    if (found <= 0)
+        return found < 0 ? NULL : Py_NewRef(Py_None);
     PyObject *v = value_bytes(self, &e);
     if (v) {
         lru_remove(&self->t, e.index, JOP_DEL);
