@@ -4,8 +4,9 @@ Supported rules: on off, >pass <pass #sha256 !sha256 nopass resetpass, ~pattern 
 &pattern allchannels resetchannels (accepted; channels are not restricted), +cmd -cmd +cmd|sub
 +@category -@category allcommands nocommands, reset. Categories follow Redis's names and come from
 each command's flags and family (@read @write @fast @slow @admin @dangerous @keyspace @string
-@hash @pubsub @transaction @connection), plus the family of commands an extension registers
-(the tiers' RESPCACHE namespace is @respcache).
+@hash @pubsub @transaction @connection). A command in the server family is @admin and
+@dangerous: the tiers' RESPCACHE namespace is registered there, so a user needs +@admin (or
++respcache) to run tier commands.
 
 `requirepass` is the default user's password, as in Redis; a `user default ...` line wins over it.
 A user whose rules allow everything gets `acl = None` on its connections: the hot path then pays
