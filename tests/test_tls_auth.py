@@ -188,3 +188,13 @@ def test_tls_without_certificates_stops_startup(start_server, tmp_path):
                          timeout=30)
     assert out.returncode == 1
     assert "tls-port needs tls-cert-file and tls-key-file" in out.stdout + out.stderr
+
+
+def test_tier_commands_need_the_right_to_run_them(start_server):
+    srv = start_server("--user", "app", "on", ">pw", "~*", "+@read", "+@write",
+                       "--user", "tier", "on", ">t", "~*", "+@read", "+respcache")
+    app = srv.client(username="app", password="pw")
+    with pytest.raises(redis.exceptions.NoPermissionError, match="'respcache|"):
+        app.execute_command("RESPCACHE", "TOPOLOGY")
+    tier = srv.client(username="tier", password="t")
+    assert tier.execute_command("RESPCACHE", "TOPOLOGY")[0] == b"edge"
