@@ -217,9 +217,7 @@ class Server:
             if self.listeners:
                 self.tcp_port = self.listeners[-1].sockets[0].getsockname()[1]
         if values["tls-port"]:
-            from .tls import TLSAcceptor
-            await self._bind_all(lambda: TLSAcceptor(self, lambda: Connection(self)),
-                                 values["tls-port"], "TLS")
+            self._listen_tls()
         if values["unixsocket"]:
             path = values["unixsocket"]
             if os.path.exists(path):
@@ -240,6 +238,22 @@ class Server:
         self.bus.events[b"monitor-line"] = lambda origin, args: self._deliver_monitor_line(args[0])
         self.pubsub.listener = self.bus.local_subscription_changed
         await self.loop.create_unix_connection(lambda: self.bus, sock=sock)
+
+    def _listen_tls(self):
+        from .tls import TLSListener, listen_socket
+        values = self.config.values
+        workers = values["workers"]
+        for address in values["bind"]:
+            host = address.lstrip("-")
+            try:
+                sock = listen_socket(host, values["tls-port"], values["tcp-backlog"],
+                                     workers == "auto" or int(workers) > 1)
+            except OSError as exc:
+                if address.startswith("-"):
+                    continue
+                raise OSError(exc.errno, f"Could not create server TLS listening socket "
+                              f"{host}:{values['tls-port']}: {exc.strerror}") from None
+            self.listeners.append(TLSListener(self, sock, lambda: Connection(self)))
 
     async def _bind_all(self, factory, port, kind):
         """Listen on every `bind` address; a leading '-' marks one that may be unavailable."""

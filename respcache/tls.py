@@ -1,16 +1,17 @@
 """TLS with Redis's directives: contexts for the tls-port and for links a node opens itself.
 (The tls-* directives themselves are in config.py with all the others.)
 
-The TLS port accepts plain TCP and then upgrades with loop.start_tls, instead of handing the
-context to create_server: that way a failed or stalled handshake is ours to see -- it is logged
-with the peer address, counted for INFO, and dropped after tls-handshake-timeout -- and every new
-connection takes the context current at that moment, so CONFIG SET of tls-* files rotates
-certificates without touching connections that are up.
+The TLS port runs its own accept loop and hands each socket to connect_accepted_socket, instead
+of handing one context to create_server: that way a failed or stalled handshake is ours to see --
+it is logged with the peer address, counted for INFO, and dropped after tls-handshake-timeout --
+and every new connection takes the context current at that moment, so CONFIG SET of tls-* files
+rotates certificates without touching connections that are up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 
 
@@ -83,44 +84,71 @@ def client_context(values) -> ssl.SSLContext:
     return context
 
 
-class TLSAcceptor(asyncio.Protocol):
-    """Owns a fresh TCP connection on the TLS port until its handshake is done."""
+class TLSListener:
+    """The TLS port: our own accept loop hands each socket to connect_accepted_socket with the
+    context current at that moment. Nothing reads the socket before the TLS layer does, a failed
+    or stalled handshake raises here (logged with the peer, counted, dropped after
+    tls-handshake-timeout), and rotating certificates only means replacing server.tls_context.
+    """
 
-    def __init__(self, server, make_connection):
+    def __init__(self, server, sock, make_connection):
         self.server = server
+        self.sock = sock
         self.make_connection = make_connection
-        self.transport = None
+        self.handshakes = set()   # the loop holds tasks weakly: keep them until done
+        self.task = server.loop.create_task(self._accept_loop())
 
-    def connection_made(self, transport):
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        # The ClientHello must wait in the socket until start_tls owns the transport: read
-        # now, it would land here and be lost, and the handshake would stall.
-        transport.pause_reading()
-        self.server.loop.create_task(self._handshake())
+    async def _accept_loop(self):
+        loop = self.server.loop
+        while True:
+            try:
+                conn_sock, peer = await loop.sock_accept(self.sock)
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except OSError as exc:
+                self.server.log.warning("TLS accept failed: %s", exc)
+                await asyncio.sleep(0.05)  # e.g. out of file descriptors: do not spin
+                continue
+            task = loop.create_task(self._handshake(conn_sock, peer))
+            self.handshakes.add(task)
+            task.add_done_callback(self.handshakes.discard)
 
-    def data_received(self, data):
-        pass  # reading is paused until start_tls takes the transport over
-
-    def connection_lost(self, exc):
-        pass
-
-    async def _handshake(self):
+    async def _handshake(self, conn_sock, peer):
         server = self.server
-        conn = self.make_connection()
         timeout = server.config.values["tls-handshake-timeout"] / 1000
+        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         try:
-            tls_transport = await server.loop.start_tls(
-                self.transport, conn, server.tls_context, server_side=True,
-                ssl_handshake_timeout=timeout)
-        except (ssl.SSLError, ConnectionError, OSError, asyncio.TimeoutError) as exc:
+            await asyncio.wait_for(server.loop.connect_accepted_socket(
+                self.make_connection, conn_sock, ssl=server.tls_context,
+                ssl_handshake_timeout=timeout), timeout + 1)
+        except (ssl.SSLError, OSError, asyncio.TimeoutError) as exc:
             server.stats_tls_handshake_failures += 1
             reason = getattr(exc, "reason", None) or type(exc).__name__
             server.log.warning("Error accepting a client connection: TLS handshake with %s "
-                               "failed (%s)", self.peer, reason)
-            self.transport.abort()
-            return
-        if tls_transport is None:
-            return
-        conn.connection_made(tls_transport)
+                               "failed (%s)", where, reason)
+            conn_sock.close()
+
+    def close(self):
+        self.task.cancel()
+        for task in list(self.handshakes):
+            task.cancel()
+        self.sock.close()
+
+
+def listen_socket(host, port, backlog, reuse_port):
+    """A bound, listening, non-blocking socket for the TLS accept loop."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -36,6 +36,7 @@ from shm_lru import OP_DEL, OP_EVICTED, OP_EXPIRE, OP_EXPIRED, OP_SET  # noqa: F
 from .link import (ANNOUNCE_CHANNEL, INVALIDATE_CHANNEL, OP_DELETE, OP_DEMOTE, OP_WRITE, RespLink,
                    decode_message)
 from .readthrough import ReadThrough, table_fields
+from .wire import link_options
 
 # The journal is read as soon as a command of ours wrote (see EdgeReadThrough.before_command) and
 # otherwise polled: every POLL_MIN while records keep coming, backing off to POLL_MAX when idle
@@ -138,8 +139,8 @@ class Edge:
         self.server = server
         self.table = server.table
         self.queue_event = asyncio.Event()
-        self.link = RespLink("edge link", self.values["relay"], server.log,
-                             password=self.values["downstream-auth"], origin=self.id)
+        self.link = RespLink("edge link", self.values["relay"], server.log, origin=self.id,
+                             **link_options(self.values))
         self.readthrough = EdgeReadThrough(self)
         # One journal reader per box: with `workers N` only worker 0 ships and subscribes.
         self.shipper = server.worker_index == 0

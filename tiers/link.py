@@ -106,10 +106,11 @@ class Link:
 
 
 class RespLink(Link):
-    def __init__(self, name, targets, log, password=None, origin=b""):
+    def __init__(self, name, targets, log, password=None, origin=b"", ssl=None):
         self.name = name
         self.log = log
         self.password = password or None
+        self.ssl = ssl
         self.origin = origin
         self.targets = [parse_address(t) for t in targets]
         self.conn = None
@@ -207,11 +208,11 @@ class RespLink(Link):
             try:
                 conn = await RespConnection.open(host, port, CONNECT_TIMEOUT,
                                                  on_lost=lambda exc: lost.set(),
-                                                 password=self.password)
+                                                 password=self.password, ssl=self.ssl)
                 sub = await RespConnection.open(host, port, CONNECT_TIMEOUT,
                                                 on_push=self._on_push,
                                                 on_lost=lambda exc: lost.set(),
-                                                password=self.password)
+                                                password=self.password, ssl=self.ssl)
                 await asyncio.wait_for(conn.call(b"PING"), CONNECT_TIMEOUT)
             except (OSError, asyncio.TimeoutError, LinkDown, ReplyError) as exc:
                 last = exc

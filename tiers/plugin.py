@@ -40,6 +40,9 @@ for _directive in (
     Directive("downstream-queue-size", "int", 100000, minimum=1, maximum=2 ** 31 - 1),
     Directive("downstream-batch", "int", 256, minimum=1, maximum=65536),
     Directive("downstream-auth", "string", "", sensitive=True),
+    # Links to other tiers over TLS (mutual when tls-client-cert-file / tls-cert-file is set);
+    # `relay host:port` then names the relay's tls-port, and relief nodes announce theirs.
+    Directive("tls-downstream", "bool", False, runtime=False),
     # edge: pull objects other edges wrote as soon as the relay announces them.
     Directive("edge-prefetch", "bool", False),
 ):

@@ -34,7 +34,7 @@ from .link import (ANNOUNCE_CHANNEL, INVALIDATE_CHANNEL, OP_AGED, OP_DELETE, OP_
                    OP_WRITE, encode_message, encode_records)
 from .readthrough import ReadThrough, table_fields
 from .ring import Ring
-from .wire import LinkDown, RespConnection, encode
+from .wire import LinkDown, RespConnection, encode, link_options
 
 TOMBSTONE_SECONDS = 60.0
 PREVIOUS_RING_SECONDS = 30.0
@@ -153,8 +153,7 @@ class Relay:
 
         async def connect():
             try:
-                data = await RespConnection.open(host, port, 1.0,
-                                                 password=self.values["downstream-auth"] or None)
+                data = await RespConnection.open(host, port, 1.0, **link_options(self.values))
             except (OSError, asyncio.TimeoutError, LinkDown) as exc:
                 if not result.done():
                     result.set_result(resp.error(f"ERR relay cannot reach {name}: {exc}"))

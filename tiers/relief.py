@@ -29,7 +29,7 @@ from .link import OP_AGED, OP_DELETE, OP_PLACE, OP_WRITE, encode_records, parse_
 from .readthrough import table_fields
 from .relay import encode_found
 from .ring import Ring
-from .wire import LinkDown, ReplyError, RespConnection
+from .wire import LinkDown, ReplyError, RespConnection, link_options
 
 BACKOFF_START = 0.05
 BACKOFF_MAX = 2.0
@@ -84,13 +84,12 @@ class Uplink:
         while not self.stopping:
             lost = asyncio.Event()
             try:
+                options = link_options(relief.values)
                 self.data = await RespConnection.open(
-                    self.host, self.port, 1.0, on_lost=lambda exc: lost.set(),
-                    password=relief.values["downstream-auth"] or None)
+                    self.host, self.port, 1.0, on_lost=lambda exc: lost.set(), **options)
                 self.join = await RespConnection.open(
                     self.host, self.port, 1.0, on_push=self._on_frame,
-                    on_lost=lambda exc: lost.set(),
-                    password=relief.values["downstream-auth"] or None)
+                    on_lost=lambda exc: lost.set(), **options)
                 self.join.send_noreply(b"RESPCACHE", b"JOIN", relief.kind.encode(),
                                        relief.host.encode(), b"%d" % relief.port)
             except (OSError, asyncio.TimeoutError, LinkDown, ReplyError) as exc:
@@ -175,7 +174,8 @@ class Relief:
             binds = [b.lstrip("-") for b in self.values["bind"]]
             announce = next((b for b in binds if b not in ("0.0.0.0", "::", "*")), "127.0.0.1")
         self.host = announce
-        self.port = server.tcp_port
+        # The relay connects back to the port we announce: the TLS one when links are on TLS.
+        self.port = self.values["tls-port"] if self.values["tls-downstream"] else server.tcp_port
         self.name = f"{self.host}:{self.port}"
         self._set_uplinks(self.values["relay"])
 

@@ -44,12 +44,16 @@ class RespConnection(asyncio.Protocol):
         self._drain_waiters = []
 
     @classmethod
-    async def open(cls, host, port, timeout=1.0, on_push=None, on_lost=None, password=None):
+    async def open(cls, host, port, timeout=1.0, on_push=None, on_lost=None, password=None,
+                   ssl=None):
+        """Connect (over TLS when `ssl` is a context) and authenticate with `downstream-auth`:
+        "password" for the default user, or "user password" for a named one."""
         loop = asyncio.get_running_loop()
         _, proto = await asyncio.wait_for(
-            loop.create_connection(lambda: cls(on_push, on_lost), host, port), timeout)
+            loop.create_connection(lambda: cls(on_push, on_lost), host, port, ssl=ssl,
+                                   server_hostname=host if ssl is not None else None), timeout)
         if password:
-            await asyncio.wait_for(proto.call(b"AUTH", password), timeout)
+            await asyncio.wait_for(proto.call(b"AUTH", *password.split(None, 1)), timeout)
         return proto
 
     # asyncio callbacks
@@ -144,3 +148,12 @@ class RespConnection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.close()
         self.closed = True
+
+
+def link_options(values) -> dict:
+    """What every link a node opens to another tier needs from its config: the credentials
+    (`downstream-auth`) and, with `tls-downstream yes`, a TLS context that checks the peer
+    against tls-ca-cert-file and presents tls-client-cert-file (or tls-cert-file)."""
+    from respcache.tls import client_context
+    return {"password": values["downstream-auth"] or None,
+            "ssl": client_context(values) if values["tls-downstream"] else None}

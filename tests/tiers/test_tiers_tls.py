@@ -1,0 +1,67 @@
+"""Every link between tiers over mutual TLS, and a peer whose certificate another CA signed."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from tierlib import free_port, wait_until
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from make_certs import make_all  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("tier-certs"))
+    make_all(directory, clients=("node",), other_ca=True)
+    return directory
+
+
+class TLSAddress:
+    """Stands for a relay in the topology helpers: its address is the relay's TLS port."""
+
+    def __init__(self, port):
+        self.addr = f"127.0.0.1:{port}"
+
+
+def tls_directives(certs, tls_port, cert="server", ca="ca"):
+    """A node's TLS port (client certificates required) and the certificate its links present."""
+    return {"tls_port": tls_port, "tls_cert_file": f"{certs}/{cert}.crt",
+            "tls_key_file": f"{certs}/{cert}.key", "tls_ca_cert_file": f"{certs}/{ca}.crt",
+            "tls_auth_clients": "yes", "tls_downstream": "yes"}
+
+
+def test_edge_relay_relief_over_mutual_tls(topo, certs):
+    relay_tls = free_port()
+    relay = topo.relay(**tls_directives(certs, relay_tls))
+    reliefs = [topo.relief(relay=[TLSAddress(relay_tls)], wait=False,
+                           **tls_directives(certs, free_port())) for _ in range(3)]
+    wait_until(lambda: len(topo.members(relay)) == 3, 15, what="3 relief nodes joined over TLS")
+    a = topo.edge(relay=[TLSAddress(relay_tls)], **tls_directives(certs, free_port()))
+    b = topo.edge(relay=[TLSAddress(relay_tls)], **tls_directives(certs, free_port()))
+    with a.client() as client:
+        client.set("session:tls", "secret-bytes", ex=600)
+    deadline_value = None
+    with b.client() as client:
+        wait_until(lambda: client.get("session:tls") == b"secret-bytes", 10,
+                   what="B reads A's key through the relay over TLS")
+        deadline_value = client.pttl("session:tls")
+    assert 590_000 < deadline_value <= 600_000
+    held = sum(r.tiers()["keys"] for r in reliefs)
+    assert held >= 2  # replicas 2 on relief nodes reached over TLS
+    assert "TLS handshake" not in relay.read_log()
+
+
+def test_a_relief_node_with_a_certificate_from_another_ca_is_refused_and_logged(topo, certs):
+    relay_tls = free_port()
+    relay = topo.relay(**tls_directives(certs, relay_tls))
+    rogue = topo.relief(relay=[TLSAddress(relay_tls)], wait=False,
+                        **tls_directives(certs, free_port(), cert="rogue", ca="other-ca"))
+    wait_until(lambda: "TLS handshake with 127.0.0.1:" in relay.read_log(), 15,
+               what="the relay logs the refused handshake")
+    assert topo.members(relay) == set()
+    assert "cannot reach relay" in rogue.read_log()
