@@ -14,15 +14,16 @@ import time
 import hiredis
 
 from . import errors, resp
-from .commands.registry import COMMANDS
+from .commands.registry import PLAIN_COMMANDS
+from .dispatch import Dispatch, clock_ns as _clock_ns, type_char
 from .inline import InlineParser
 
 _STAR = 42  # b"*"
-_clock_ns = time.perf_counter_ns
-_EMPTY = ()
+_NOTHING = {}
+_COMPACT_AT = 64  # chunks of an unbroken request stream kept before compacting them
 
 
-class Connection(asyncio.Protocol):
+class Connection(Dispatch, asyncio.Protocol):
     """State of one client, as Redis keeps it in its `client` struct."""
 
     def __init__(self, server):
@@ -61,10 +62,11 @@ class Connection(asyncio.Protocol):
         self.kind = "tcp"
         self._idle = True          # the parser holds no partial request
         self._inline = None        # InlineParser while a client types inline commands
-        # What hiredis was fed, and the commands it gave back, since it last stood at a command
-        # boundary: enough to find where a stray empty line sits (see _recover).
-        self._hist_chunks = []
-        self._hist_cmds = []
+        # What hiredis was fed since it last stood at a command boundary: enough to find where
+        # a stray empty line sits (see _recover).
+        self._unparsed = []
+        self._compact_at = _COMPACT_AT
+        self._out = []             # replies of the batch being run (protocol_error sends them)
 
     # ---- asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport):
@@ -103,14 +105,27 @@ class Connection(asyncio.Protocol):
             return
         self.reader.feed(data)
         self._idle = False
-        self._hist_chunks.append(data)
+        self._unparsed.append(data)
         self._drain()
 
     # ---- parsing -----------------------------------------------------------------------------
     def _drain(self):
+        """Run every complete command the parser holds; write their replies in one go.
+
+        On a plain connection (Dispatch.plain) a data command skips `execute`: lookup, arity,
+        the downstream hook, the handler. It is timed with one clock read per command (the
+        interval since the previous one, parsing included). Anything else -- other commands,
+        odd requests, refusals -- takes the general path, which re-checks the plain state.
+        """
         reader = self.reader
-        out = []
-        while not self.closing:
+        server = self.server
+        self._out = out = []
+        fast = PLAIN_COMMANDS if self.plain() else _NOTHING
+        misses = server.miss_handler
+        slower_than = server.slowlog_threshold_usec
+        cmd = None
+        tick = _clock_ns()
+        while True:
             try:
                 args = reader.gets()
             except hiredis.ProtocolError as exc:
@@ -118,46 +133,110 @@ class Connection(asyncio.Protocol):
                 if not self._recover(str(exc)):
                     self.protocol_error(_map_hiredis_error(str(exc)))
                 return
-            if args is False:
-                pending = reader.len()
-                if pending > 65536:
-                    self._check_query_limits(pending, out)
+            if args is False:  # the rest is part of a request: wait for more
+                if len(self._unparsed) > self._compact_at:
+                    self._compact_history()
+                if reader.len() > 65536:
+                    self._check_query_limits(reader.len(), out)
                 break
-            if args.__class__ is not list or not args:
-                if args is None or args == []:
-                    # *-1 and *0 are ignored, as Redis does.
-                    if not reader.has_data():
-                        self._idle = True
-                        break
-                    continue
-                self._flush(out)
-                self.protocol_error(errors.PROTO_EXPECTED_DOLLAR.format(_type_char(args)))
-                return
-            self._hist_cmds.append(args)
-            reply = self.execute(args)
-            if reply.__class__ is bytes:
-                out.append(reply)
+            try:
+                cmd = fast.get(args[0])
+            except (TypeError, IndexError):  # *-1, *0, a nested array: the general path says
+                cmd = None
+            if cmd is not None and cmd.min_args <= len(args) <= cmd.max_args:
+                if misses is not None and cmd.first_key:
+                    # A tier below may hold the keys: it fetches them first (a Future).
+                    reply = misses.before_command(self, cmd, args)
+                    if reply is not None:
+                        self._defer(reply, out)
+                        return
+                try:
+                    out.append(cmd.handler(self, args))
+                except Exception as exc:
+                    out.append(self.handler_failed(cmd, args, exc))
+                    if self.closing:  # a protocol error: arguments that are not bulk strings
+                        return
+                now = _clock_ns()
+                usec = (now - tick) // 1000
+                tick = now
+                cmd.calls += 1
+                cmd.usec += usec
+                if usec >= slower_than >= 0:
+                    server.slowlog_add(self, args, usec)
             else:
-                self._flush(out)
-                self._wait_for(reply)
-                return
+                cmd = None  # execute() keeps last_command itself
+                reply = self._general(args)
+                if self.closing:
+                    return
+                if reply.__class__ is not bytes:
+                    self._defer(reply, out)
+                    return
+                out.append(reply)
+                fast = PLAIN_COMMANDS if self.plain() else _NOTHING
+                slower_than = server.slowlog_threshold_usec
+                tick = _clock_ns()
+            # Checked after each command, not once gets() says False: hiredis may have taken a
+            # partial request's bytes in by then, and only here is "no data" a request boundary.
             if not reader.has_data():
-                self._idle = True
-                self._hist_chunks.clear()
-                self._hist_cmds.clear()
+                self._at_boundary()
                 break
-            if len(self._hist_cmds) > 256:
-                self._compact_history()
+        if cmd is not None:
+            self.last_command = cmd.name
         self._flush(out)
 
+    def _defer(self, future, out):
+        """A reply that comes later: send what is ready, stop reading until it is done."""
+        self._flush(out)
+        if not self.reader.has_data():
+            self._at_boundary()
+        self._wait_for(future)
+
+    def _general(self, args):
+        """A request the short path does not take: ignored, refused or run by execute()."""
+        if args is None or args == []:
+            return b""  # *-1 and *0 are ignored, as Redis does
+        if args.__class__ is not list:
+            self.protocol_error(errors.PROTO_EXPECTED_DOLLAR.format(type_char(args)))
+            return b""
+        return self.execute(args)
+
+    def _at_boundary(self):
+        """The parser holds no partial request: what _recover would need can go."""
+        self._idle = True
+        self._unparsed.clear()
+        self._compact_at = _COMPACT_AT
+
+    def _consumed(self) -> int:
+        """Bytes of the complete requests in `_unparsed`: parse them again to count them.
+
+        Only a stream error or a long unbroken stream (see _compact_history) pays for this; the
+        hot path keeps nothing per command.
+        """
+        probe = hiredis.Reader()
+        for chunk in self._unparsed:
+            probe.feed(chunk)
+        consumed = 0
+        while True:
+            try:
+                args = probe.gets()
+            except hiredis.ProtocolError:
+                return consumed
+            if args is False:
+                return consumed
+            consumed += _encoded_size(args)
+
     def _compact_history(self):
-        """Keep only the bytes after the last complete command (bounded memory on long streams)."""
-        consumed = sum(map(_encoded_size, self._hist_cmds))
-        self._hist_chunks = [b"".join(self._hist_chunks)[consumed:]]
-        self._hist_cmds.clear()
+        """Keep only the bytes after the last complete command (bounded memory on long streams).
+
+        A single request bigger than many reads (a large SET) compacts to nothing: the next
+        try waits for twice as many chunks, so the copying stays linear in the request size.
+        """
+        consumed = self._consumed()
+        self._unparsed = [b"".join(self._unparsed)[consumed:]]
+        self._compact_at = _COMPACT_AT if consumed else self._compact_at * 2
 
     def _recover(self, error: str) -> bool:
-        """hiredis met a byte that cannot start a RESP reply where a command should begin.
+        """hiredis met a byte that cannot start a RESP request where a command should begin.
 
         Redis reads such a line as an inline command (an empty line is ignored): redis-cli --pipe
         sends a CRLF before its closing ECHO, often in the same read as the last commands. Find
@@ -166,10 +245,10 @@ class Connection(asyncio.Protocol):
         """
         if "reply type byte" not in error:
             return False
-        consumed = sum(map(_encoded_size, self._hist_cmds))
-        rest = b"".join(self._hist_chunks)[consumed:]
+        rest = b"".join(self._unparsed)[self._consumed():]
         self.reader = hiredis.Reader()
-        self._hist_chunks, self._hist_cmds = [], []
+        self._unparsed = []
+        self._compact_at = _COMPACT_AT
         self._idle = True
         if rest:
             self._feed_inline(rest)
@@ -191,7 +270,7 @@ class Connection(asyncio.Protocol):
     def _feed_inline(self, data):
         if self._inline is None:
             self._inline = InlineParser(self.server.config.values["client-query-buffer-limit"])
-        out = []
+        self._out = out = []
         try:
             for args, rest in self._inline.feed(data):
                 if rest is not None:
@@ -199,7 +278,7 @@ class Connection(asyncio.Protocol):
                     self._inline = None
                     self._flush(out)
                     self.reader.feed(rest)
-                    self._hist_chunks.append(rest)
+                    self._unparsed.append(rest)
                     self._idle = False
                     self._drain()
                     return
@@ -255,93 +334,6 @@ class Connection(asyncio.Protocol):
         if self.blocked is None and not self.closing and not self.paused_for_writes:
             self.transport.resume_reading()
 
-    # ---- dispatch ----------------------------------------------------------------------------
-    def execute(self, args):
-        """Run one command; returns the encoded reply (bytes) or a Future of it."""
-        name = args[0]
-        cmd = COMMANDS.get(name)
-        if cmd is None:
-            if name.__class__ is not bytes:
-                self.protocol_error(errors.PROTO_EXPECTED_DOLLAR.format(_type_char(name)))
-                return b""
-            cmd = COMMANDS.get(name.lower())
-            if cmd is None:
-                if self.multi is not None:
-                    self.multi_failed = True
-                return resp.error(errors.unknown_command(name, args[1:]))
-        arity = cmd.arity
-        if (len(args) != arity) if arity > 0 else (len(args) < -arity):
-            if self.multi is not None:
-                self.multi_failed = True
-            return resp.error(errors.wrong_arity(cmd.name))
-        if not self.authenticated and not cmd.noauth:
-            if self.multi is not None:
-                self.multi_failed = True
-            return resp.error(errors.NOAUTH)
-        if self.acl_user is not None:
-            denied = self.acl_denied(cmd, args)
-            if denied is not None:
-                if self.multi is not None:
-                    self.multi_failed = True
-                return denied
-        if self.multi is not None and not cmd.runs_in_multi:
-            self.multi.append((cmd, args))
-            return resp.QUEUED
-        if (self.channels or self.patterns) and self.proto == 2 and not cmd.pubsub_ok:
-            return resp.error(errors.PUBSUB_CONTEXT.format(cmd.name))
-        if cmd.first_key and self.server.miss_handler is not None:
-            # A tier below may hold keys this table lacks: it fetches them first (a Future), or
-            # returns None when there is nothing to fetch and the command runs now.
-            deferred = self.server.miss_handler.before_command(self, cmd, args)
-            if deferred is not None:
-                return deferred
-        return self.call(cmd, args)
-
-    def call(self, cmd, args):
-        """Invoke a resolved command: monitors, slowlog and stats wrap the handler."""
-        server = self.server
-        if server.monitors or server.bus is not None and server.monitoring():
-            server.feed_monitors(self, args)
-        self.last_command = cmd.name
-        start = _clock_ns()
-        try:
-            reply = cmd.handler(self, args)
-        except errors.CommandError as exc:
-            reply = resp.error(str(exc))
-        except (TypeError, AttributeError) as exc:
-            if any(a.__class__ is not bytes for a in args):
-                self.protocol_error(errors.PROTO_EXPECTED_DOLLAR.format(
-                    next(_type_char(a) for a in args if a.__class__ is not bytes)))
-                return b""
-            server.log.exception("internal error in %s", cmd.fullname)
-            reply = resp.error(f"ERR internal error in '{cmd.fullname}': {exc}")
-        except Exception as exc:  # a bug must cost one reply, never the connection or the server
-            server.log.exception("internal error in %s", cmd.fullname)
-            reply = resp.error(f"ERR internal error in '{cmd.fullname}': {exc}")
-        usec = (_clock_ns() - start) // 1000
-        cmd.calls += 1
-        cmd.usec += usec
-        server.stats_commands += 1
-        if usec >= server.slowlog_threshold_usec >= 0:
-            server.slowlog_add(self, args, usec)
-        return reply
-
-    def acl_denied(self, cmd, args):
-        user = self.acl_user
-        if not user.may_run(cmd, args):
-            name = cmd.name if not cmd.subcommands or len(args) < 2 else \
-                f"{cmd.name}|{args[1].decode('utf-8', 'replace').lower()}"
-            return resp.error(errors.NOPERM_COMMAND.format(name))
-        for key in cmd.keys(args):
-            if not user.may_access(key):
-                return resp.error(errors.NOPERM_KEY)
-        return None
-
-    def log_in(self, user):
-        self.authenticated = True
-        self.user = user.name
-        self.acl_user = None if user.unrestricted() else user
-
     # ---- output used by pub/sub, MONITOR and the server ---------------------------------------
     def send(self, data: bytes):
         """Out-of-band output (messages, monitor lines); enforces the output buffer limit."""
@@ -359,6 +351,8 @@ class Connection(asyncio.Protocol):
         self.server.log.verbose("Protocol error (%s) from client: id=%d addr=%s",
                                 message, self.id, self.addr)
         if not self.closing:
+            # Replies to the requests before the bad one go first, as Redis sends them.
+            self._flush(self._out)
             self.transport.write(resp.error("ERR " + message))
         self.close()
 
@@ -379,13 +373,18 @@ class Connection(asyncio.Protocol):
         return len(self.channels) + len(self.patterns)
 
 
-def _encoded_size(args) -> int:
-    """Bytes of a command as RESP: *N CRLF, then $len CRLF data CRLF per argument."""
-    size = len(str(len(args))) + 3
-    for arg in args:
-        n = len(arg)
-        size += n + len(str(n)) + 5
-    return size
+def _encoded_size(value) -> int:
+    """Bytes of a parsed request as RESP: *N CRLF then each element ($len CRLF data CRLF for
+    a bulk string). Odd elements (:n, $-1, nested arrays) are sized too: they may precede an
+    error that must be located."""
+    if value is None:
+        return 5                                   # $-1 CRLF (or *-1 CRLF)
+    if value.__class__ is list:
+        return len(str(len(value))) + 3 + sum(map(_encoded_size, value))
+    if value.__class__ is int:
+        return len(str(value)) + 3                 # :n CRLF
+    n = len(value)
+    return n + len(str(n)) + 5
 
 
 def _addresses(transport):
@@ -396,18 +395,6 @@ def _addresses(transport):
         fmt = "[{}]:{}" if ":" in host else "{}:{}"
         return fmt.format(host, peer[1]), fmt.format(sock[0], sock[1]), "tcp"
     return f"{sock or ''}:0", f"{sock or ''}:0", "unix"
-
-
-def _type_char(value) -> str:
-    if isinstance(value, int):
-        return ":"
-    if isinstance(value, list):
-        return "*"
-    if value is None:
-        return "$"
-    if isinstance(value, Exception):
-        return "-"
-    return "+"
 
 
 def _map_hiredis_error(text: str) -> str:

@@ -13,6 +13,10 @@ from typing import Callable
 from .. import errors
 
 
+# Commands that read or write keys and nothing else: no connection state, no server state.
+DATA_GROUPS = ("string", "generic", "hash")
+
+
 @dataclass(eq=False)
 class Command:
     name: str
@@ -32,6 +36,9 @@ class Command:
     pubsub_ok: bool = False
     runs_in_multi: bool = False      # MULTI/EXEC/DISCARD/WATCH/... are not queued
     is_write: bool = False
+    plain: bool = False              # a data command: Connection._drain may take its short path
+    min_args: int = 0                # arity as a range: min_args <= len(argv) <= max_args
+    max_args: int = 0
     calls: int = 0
     usec: int = 0
 
@@ -40,6 +47,9 @@ class Command:
         self.pubsub_ok = "pubsub-ok" in self.flags
         self.runs_in_multi = "no-multi" in self.flags
         self.is_write = "write" in self.flags
+        self.plain = self.group in DATA_GROUPS and self.parent is None
+        self.min_args = abs(self.arity)
+        self.max_args = self.arity if self.arity > 0 else 1 << 62
 
     @property
     def fullname(self) -> str:
@@ -53,11 +63,11 @@ class Command:
         return args[self.first_key:last + 1:self.step or 1]
 
     def arity_ok(self, argc: int) -> bool:
-        arity = self.arity
-        return argc == arity if arity > 0 else argc >= -arity
+        return self.min_args <= argc <= self.max_args
 
 
 COMMANDS: dict[bytes, Command] = {}
+PLAIN_COMMANDS: dict[bytes, Command] = {}  # the `plain` ones, as Connection._drain looks them up
 GROUPS = ("string", "generic", "hash", "pubsub", "transactions", "connection", "server")
 
 
@@ -68,8 +78,10 @@ def command(name, arity, flags="", keys=(0, 0, 0), group="generic", summary="", 
             raise RuntimeError(f"command {name} registered twice")
         cmd = Command(name, handler, arity, frozenset(flags.split()), *keys,
                       group=group, summary=summary, since=since)
-        COMMANDS[name.encode()] = cmd
-        COMMANDS[name.upper().encode()] = cmd
+        for spelling in (name.encode(), name.upper().encode()):
+            COMMANDS[spelling] = cmd
+            if cmd.plain:
+                PLAIN_COMMANDS[spelling] = cmd
         return handler
     return register
 

@@ -102,7 +102,7 @@ def config_set(conn, args):
 @subcommand(CONFIG, "resetstat", 2, "admin noscript loading stale")
 def config_resetstat(conn, args):
     server = conn.server
-    server.stats_commands = server.stats_connections = server.stats_rejected = 0
+    server.stats_connections = server.stats_rejected = 0
     server.stats_auth_failures = server.stats_tls_handshake_failures = 0
     for cmd in _all_commands():
         cmd.calls = cmd.usec = 0

@@ -1,0 +1,130 @@
+"""Command dispatch for a connection: the checks Redis's processCommand makes, then the call.
+
+`execute` is the general path: lookup, arity, authentication, ACL, MULTI queueing, the RESP2
+subscribed-context rule, the downstream miss hook, and `call` (monitors, timing, stats).
+
+`Connection._drain` (protocol.py) has a shorter path for a connection in the plain state (see
+`plain()`) running a data command (`Command.plain`): none of those checks can refuse or divert
+it there, so it goes from lookup and arity straight to the handler and does its own counting.
+Anything else comes here, and the plain state is looked at again afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+
+from . import errors, resp
+from .commands.registry import COMMANDS
+
+clock_ns = time.perf_counter_ns
+
+
+class Dispatch:
+    """Mixed into Connection: everything between a parsed argv and its encoded reply."""
+
+    def plain(self) -> bool:
+        """True when no check of `execute` can apply to a data command on this connection:
+        authenticated, unrestricted, not in MULTI, not subscribed, nobody MONITORing."""
+        server = self.server
+        return (self.authenticated and self.acl_user is None and self.multi is None
+                and not self.channels and not self.patterns and not server.monitors
+                and (server.bus is None or not server.monitoring()))
+
+    def execute(self, args):
+        """Run one command; returns the encoded reply (bytes) or a Future of it."""
+        name = args[0]
+        if name.__class__ is not bytes:  # a nested array or a number where the name should be
+            self.protocol_error(errors.PROTO_EXPECTED_DOLLAR.format(type_char(name)))
+            return b""
+        cmd = COMMANDS.get(name)
+        if cmd is None:
+            cmd = COMMANDS.get(name.lower())
+            if cmd is None:
+                if self.multi is not None:
+                    self.multi_failed = True
+                return resp.error(errors.unknown_command(name, args[1:]))
+        if not cmd.min_args <= len(args) <= cmd.max_args:
+            if self.multi is not None:
+                self.multi_failed = True
+            return resp.error(errors.wrong_arity(cmd.name))
+        if not self.authenticated and not cmd.noauth:
+            if self.multi is not None:
+                self.multi_failed = True
+            return resp.error(errors.NOAUTH)
+        if self.acl_user is not None:
+            denied = self.acl_denied(cmd, args)
+            if denied is not None:
+                if self.multi is not None:
+                    self.multi_failed = True
+                return denied
+        if self.multi is not None and not cmd.runs_in_multi:
+            self.multi.append((cmd, args))
+            return resp.QUEUED
+        if (self.channels or self.patterns) and self.proto == 2 and not cmd.pubsub_ok:
+            return resp.error(errors.PUBSUB_CONTEXT.format(cmd.name))
+        if cmd.first_key and self.server.miss_handler is not None:
+            # A tier below may hold keys this table lacks: it fetches them first (a Future), or
+            # returns None when there is nothing to fetch and the command runs now.
+            deferred = self.server.miss_handler.before_command(self, cmd, args)
+            if deferred is not None:
+                return deferred
+        return self.call(cmd, args)
+
+    def call(self, cmd, args):
+        """Invoke a resolved command: monitors, slowlog and stats wrap the handler."""
+        server = self.server
+        if server.monitors or server.bus is not None and server.monitoring():
+            server.feed_monitors(self, args)
+        self.last_command = cmd.name
+        start = clock_ns()
+        try:
+            reply = cmd.handler(self, args)
+        except Exception as exc:  # a bug must cost one reply, never the connection or the server
+            reply = self.handler_failed(cmd, args, exc)
+        usec = (clock_ns() - start) // 1000
+        cmd.calls += 1
+        cmd.usec += usec
+        if usec >= server.slowlog_threshold_usec >= 0:
+            server.slowlog_add(self, args, usec)
+        return reply
+
+    def handler_failed(self, cmd, args, exc) -> bytes:
+        """The reply for a handler that raised: its error, or a protocol error for arguments
+        that are not bulk strings (RESP3 clients may send :1 or nested arrays)."""
+        if isinstance(exc, errors.CommandError):
+            return resp.error(str(exc))
+        for arg in args:
+            if arg.__class__ is not bytes:
+                self.protocol_error(errors.PROTO_EXPECTED_DOLLAR.format(type_char(arg)))
+                return b""
+        self.server.log.exception("internal error in %s", cmd.fullname)
+        return resp.error(f"ERR internal error in '{cmd.fullname}': {exc}")
+
+    def acl_denied(self, cmd, args):
+        user = self.acl_user
+        if not user.may_run(cmd, args):
+            name = cmd.name if not cmd.subcommands or len(args) < 2 else \
+                f"{cmd.name}|{args[1].decode('utf-8', 'replace').lower()}"
+            return resp.error(errors.NOPERM_COMMAND.format(name))
+        for key in cmd.keys(args):
+            if not user.may_access(key):
+                return resp.error(errors.NOPERM_KEY)
+        return None
+
+    def log_in(self, user):
+        self.authenticated = True
+        self.user = user.name
+        self.acl_user = None if user.unrestricted() else user
+
+
+def type_char(value) -> str:
+    """The RESP type byte a non-bulk argument came as, for "expected '$', got 'x'"."""
+    if isinstance(value, int):
+        return ":"
+    if isinstance(value, list):
+        return "*"
+    if value is None:
+        return "$"
+    if isinstance(value, Exception):
+        return "-"
+    return "+"
