@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from . import errors, resp
+from . import _fastpath, errors, resp
 from .commands.registry import COMMANDS
 
 clock_ns = time.perf_counter_ns
@@ -82,8 +82,7 @@ class Dispatch:
         except Exception as exc:  # a bug must cost one reply, never the connection or the server
             reply = self.handler_failed(cmd, args, exc)
         usec = (clock_ns() - start) // 1000
-        cmd.calls += 1
-        cmd.usec += usec
+        _fastpath.count(cmd.index, usec)
         if usec >= server.slowlog_threshold_usec >= 0:
             server.slowlog_add(self, args, usec)
         return reply
@@ -97,7 +96,8 @@ class Dispatch:
             if arg.__class__ is not bytes:
                 self.protocol_error(errors.PROTO_EXPECTED_DOLLAR.format(type_char(arg)))
                 return b""
-        self.server.log.exception("internal error in %s", cmd.fullname)
+        # exc_info explicitly: the C loop calls this after it took the exception in hand.
+        self.server.log.error("internal error in %s", cmd.fullname, exc_info=exc)
         return resp.error(f"ERR internal error in '{cmd.fullname}': {exc}")
 
     def acl_denied(self, cmd, args):

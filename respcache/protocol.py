@@ -15,7 +15,8 @@ import hiredis
 
 from . import errors, resp
 from .commands.registry import PLAIN_COMMANDS
-from .dispatch import Dispatch, clock_ns as _clock_ns, type_char
+from ._fastpath import run as run_plain
+from .dispatch import Dispatch, type_char
 from .inline import InlineParser
 
 _STAR = 42  # b"*"
@@ -112,76 +113,49 @@ class Connection(Dispatch, asyncio.Protocol):
     def _drain(self):
         """Run every complete command the parser holds; write their replies in one go.
 
-        On a plain connection (Dispatch.plain) a data command skips `execute`: lookup, arity,
-        the downstream hook, the handler. It is timed with one clock read per command (the
-        interval since the previous one, parsing included). Anything else -- other commands,
-        odd requests, refusals -- takes the general path, which re-checks the plain state.
+        On a plain connection (Dispatch.plain) data commands run in respcache._fastpath.run, a
+        C loop: lookup, arity, the downstream hook, the handler, one clock read per command
+        (the interval since the previous one, parsing included), the counters. It hands back
+        whatever it does not take; that runs here through execute(), after which the plain
+        state is looked at again.
         """
         reader = self.reader
         server = self.server
         self._out = out = []
-        fast = PLAIN_COMMANDS if self.plain() else _NOTHING
-        misses = server.miss_handler
-        slower_than = server.slowlog_threshold_usec
-        cmd = None
-        tick = _clock_ns()
         while True:
             try:
-                args = reader.gets()
+                got = run_plain(self, reader, out, PLAIN_COMMANDS if self.plain() else _NOTHING,
+                                server.miss_handler, server.slowlog_threshold_usec, server)
             except hiredis.ProtocolError as exc:
                 self._flush(out)
                 if not self._recover(str(exc)):
                     self.protocol_error(_map_hiredis_error(str(exc)))
                 return
-            if args is False:  # the rest is part of a request: wait for more
+            if got is True:
+                self._at_boundary()
+                break
+            if got is False:  # the rest is part of a request: wait for more
                 if len(self._unparsed) > self._compact_at:
                     self._compact_history()
                 if reader.len() > 65536:
                     self._check_query_limits(reader.len(), out)
                 break
-            try:
-                cmd = fast.get(args[0])
-            except (TypeError, IndexError):  # *-1, *0, a nested array: the general path says
-                cmd = None
-            if cmd is not None and cmd.min_args <= len(args) <= cmd.max_args:
-                if misses is not None and cmd.first_key:
-                    # A tier below may hold the keys: it fetches them first (a Future).
-                    reply = misses.before_command(self, cmd, args)
-                    if reply is not None:
-                        self._defer(reply, out)
-                        return
-                try:
-                    out.append(cmd.handler(self, args))
-                except Exception as exc:
-                    out.append(self.handler_failed(cmd, args, exc))
-                    if self.closing:  # a protocol error: arguments that are not bulk strings
-                        return
-                now = _clock_ns()
-                usec = (now - tick) // 1000
-                tick = now
-                cmd.calls += 1
-                cmd.usec += usec
-                if usec >= slower_than >= 0:
-                    server.slowlog_add(self, args, usec)
-            else:
-                cmd = None  # execute() keeps last_command itself
-                reply = self._general(args)
-                if self.closing:
-                    return
-                if reply.__class__ is not bytes:
-                    self._defer(reply, out)
-                    return
-                out.append(reply)
-                fast = PLAIN_COMMANDS if self.plain() else _NOTHING
-                slower_than = server.slowlog_threshold_usec
-                tick = _clock_ns()
-            # Checked after each command, not once gets() says False: hiredis may have taken a
-            # partial request's bytes in by then, and only here is "no data" a request boundary.
+            if got is None:  # closed by a protocol error
+                return
+            if got.__class__ is not tuple:
+                self._defer(got, out)
+                return
+            reply = self._general(got[0])
+            if self.closing:
+                return
+            if reply.__class__ is not bytes:
+                self._defer(reply, out)
+                return
+            out.append(reply)
+            # Asked after each request, as run() does (see there).
             if not reader.has_data():
                 self._at_boundary()
                 break
-        if cmd is not None:
-            self.last_command = cmd.name
         self._flush(out)
 
     def _defer(self, future, out):

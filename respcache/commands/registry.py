@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .. import errors
+from .. import _fastpath, errors
 
 
 # Commands that read or write keys and nothing else: no connection state, no server state.
 DATA_GROUPS = ("string", "generic", "hash")
+_next_index = 0
 
 
 @dataclass(eq=False)
@@ -39,10 +40,13 @@ class Command:
     plain: bool = False              # a data command: Connection._drain may take its short path
     min_args: int = 0                # arity as a range: min_args <= len(argv) <= max_args
     max_args: int = 0
-    calls: int = 0
-    usec: int = 0
+    index: int = -1                  # its counters in respcache._fastpath
 
     def __post_init__(self):
+        global _next_index
+        self.index, _next_index = _next_index, _next_index + 1
+        if self.index >= _fastpath.MAX_COMMANDS:
+            raise RuntimeError("too many commands for respcache._fastpath's counters")
         self.noauth = "noauth" in self.flags
         self.pubsub_ok = "pubsub-ok" in self.flags
         self.runs_in_multi = "no-multi" in self.flags
@@ -50,6 +54,19 @@ class Command:
         self.plain = self.group in DATA_GROUPS and self.parent is None
         self.min_args = abs(self.arity)
         self.max_args = self.arity if self.arity > 0 else 1 << 62
+
+    @property
+    def calls(self) -> int:
+        return _fastpath.stats(self.index)[0]
+
+    @property
+    def usec(self) -> int:
+        return _fastpath.stats(self.index)[1]
+
+    def entry(self) -> _fastpath.Entry:
+        """What the C loop (Connection._drain) needs of a plain command."""
+        return _fastpath.Entry(self.index, self.min_args, self.max_args, self.first_key > 0,
+                               self.handler, self, self.name)
 
     @property
     def fullname(self) -> str:
@@ -67,7 +84,8 @@ class Command:
 
 
 COMMANDS: dict[bytes, Command] = {}
-PLAIN_COMMANDS: dict[bytes, Command] = {}  # the `plain` ones, as Connection._drain looks them up
+# The `plain` ones, as Connection._drain's C loop looks them up (bytes name -> Entry).
+PLAIN_COMMANDS: dict[bytes, _fastpath.Entry] = {}
 GROUPS = ("string", "generic", "hash", "pubsub", "transactions", "connection", "server")
 
 
@@ -81,7 +99,7 @@ def command(name, arity, flags="", keys=(0, 0, 0), group="generic", summary="", 
         for spelling in (name.encode(), name.upper().encode()):
             COMMANDS[spelling] = cmd
             if cmd.plain:
-                PLAIN_COMMANDS[spelling] = cmd
+                PLAIN_COMMANDS[spelling] = cmd.entry()
         return handler
     return register
 
@@ -117,6 +135,11 @@ def lookup(name: bytes) -> "Command | None":
     if cmd is None:
         cmd = COMMANDS.get(name.lower())
     return cmd
+
+
+def reset_stats():
+    """CONFIG RESETSTAT: every command's calls and usec back to zero."""
+    _fastpath.reset()
 
 
 def unique_commands():

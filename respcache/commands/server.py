@@ -14,7 +14,7 @@ from ..errors import CommandError
 from ..keyspace import ENCODING_NAMES
 from .args import parse_int
 from .info import render_info
-from .registry import command, container, subcommand
+from .registry import command, container, reset_stats, subcommand
 
 
 @command("info", -1, "loading stale", group="server")
@@ -104,8 +104,7 @@ def config_resetstat(conn, args):
     server = conn.server
     server.stats_connections = server.stats_rejected = 0
     server.stats_auth_failures = server.stats_tls_handshake_failures = 0
-    for cmd in _all_commands():
-        cmd.calls = cmd.usec = 0
+    reset_stats()
     return resp.OK
 
 
@@ -127,13 +126,6 @@ def config_help(conn, args):
                             "    Set the configuration <directive> to <value>.", "RESETSTAT",
                             "    Reset statistics reported by the INFO command.", "REWRITE",
                             "    Rewrite the configuration file."])
-
-
-def _all_commands():
-    from .registry import unique_commands
-    for cmd in unique_commands():
-        yield cmd
-        yield from cmd.subcommands.values()
 
 
 def _help(name, lines):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shm_lru import WrongTypeError
 
-from .. import errors, resp
+from .. import _fastpath, errors, resp
 from ..errors import CommandError
 from ..keyspace import STRING
 from .args import (add_long_double, format_long_double, long_double_is_finite, now_ms,
@@ -29,23 +29,18 @@ def _get_string(conn, key):
         raise CommandError(errors.WRONGTYPE) from None
 
 
-@command("get", 2, "readonly fast", keys=(1, 1, 1), group="string", summary="Get a key's value")
-def get(conn, args):
-    try:
-        value = conn.table.get(args[1], STRING)
-    except WrongTypeError:
-        return WRONGTYPE
-    if value is None:
-        return NIL[conn.proto]
-    return b"$%d\r\n%b\r\n" % (len(value), value)
+# GET and the plain form of SET are written in C (respcache/src/fastpath.c): they are most of
+# what a session cache serves. SET with options comes back to set_with_options.
+command("get", 2, "readonly fast", keys=(1, 1, 1), group="string",
+        summary="Get a key's value")(_fastpath.get_handler)
+command("set", -3, "write denyoom", keys=(1, 1, 1), group="string",
+        summary="Set a key's value, with expiry and conditions")(_fastpath.set_handler)
 
 
-@command("set", -3, "write denyoom", keys=(1, 1, 1), group="string",
-         summary="Set a key's value, with expiry and conditions")
-def set_(conn, args):
+def set_with_options(conn, args):
     if len(args) == 3:
         try:
-            conn.table.set(args[1], args[2])  # the hot path: no options, no keyword arguments
+            conn.table.set(args[1], args[2])
         except ValueError as exc:
             raise CommandError("ERR " + str(exc)) from None
         return resp.OK
@@ -291,3 +286,6 @@ def incrbyfloat(conn, args):
             raise CommandError(errors.INCR_FLOAT_NAN)
         return text, resp.bulk(text)
     return conn.keyspace.update(args[1], STRING, change)
+
+
+_fastpath.configure(STRING, WrongTypeError, WRONGTYPE, NIL, resp.OK, set_with_options)
