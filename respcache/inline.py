@@ -39,7 +39,14 @@ class InlineParser:
 
 
 def split_args(line: bytes) -> list:
-    """sdssplitargs: spaces separate; "double" quotes take escapes, 'single' quotes only \\'."""
+    """sdssplitargs: spaces separate; "double" quotes take escapes, 'single' quotes only \\'.
+
+    Redis splits a C string: a NUL byte ends the line (inside quotes, it leaves them unbalanced).
+    Without this cut a NUL outside quotes would end a token without being consumed.
+    """
+    nul = line.find(0)
+    if nul >= 0:
+        line = line[:nul]
     args = []
     i, n = 0, len(line)
     while True:

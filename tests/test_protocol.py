@@ -79,6 +79,23 @@ def test_inline_and_resp_mixed_on_one_connection(server):
         assert read_until(sock, expected_len=16) == b"+OK\r\n$5\r\nsplit\r\n"
 
 
+def test_a_stream_switching_parsers_at_every_line(server):
+    # Each switch between the inline parser and hiredis is a turn of a loop, not a nested call:
+    # thousands of switches in one write must neither exhaust the stack nor lose a command.
+    payload = b"PING\r\n*1\r\n$4\r\nPING\r\n" * 3000
+    exchange(server.port, payload, b"+PONG\r\n" * 6000)
+    assert server.client().ping()
+
+
+def test_a_nul_byte_ends_an_inline_line_as_in_redis(server):
+    # sdssplitargs reads a C string. A NUL outside quotes once made the splitter loop forever
+    # (the whole server hung); inside quotes it leaves them unbalanced.
+    exchange(server.port, b"SET nulkey ab\x00cd\r\nGET nulkey\r\n", b"+OK\r\n$2\r\nab\r\n")
+    exchange(server.port, b'SET other "ab\x00cd"\r\n',
+             b"-ERR Protocol error: unbalanced quotes in request\r\n")
+    assert server.client().get("other") is None
+
+
 def test_long_pipelines_keep_parsing_after_many_commands(server):
     # More than the 256 commands after which the parser's history is compacted, in odd chunks.
     payload = b"".join(b"*3\r\n$3\r\nSET\r\n$4\r\nk%03d\r\n$3\r\n%03d\r\n" % (i, i)
