@@ -101,17 +101,35 @@ class Connection(Dispatch, asyncio.Protocol):
     def data_received(self, data):
         # The cron's coarse clock: idle timeouts are in seconds, a syscall per read is not needed.
         self.last_interaction = self.server.clock
-        if self._inline is not None or (self._idle and data[0] != _STAR):
-            self._feed_inline(data)
-            return
-        self.reader.feed(data)
-        self._idle = False
-        self._unparsed.append(data)
-        self._drain()
+        if self._inline is None and not (self._idle and data[0] != _STAR):
+            self.reader.feed(data)
+            self._idle = False
+            self._unparsed.append(data)
+            data = self._drain()
+            if data is None:
+                return
+        self._hand_over(data, inline=True)
+
+    def _hand_over(self, data, inline):
+        """Pass bytes between the two parsers until one of them keeps the rest.
+
+        A loop, not the parsers calling each other: a stream that switches between inline and
+        RESP at every line must not grow the stack. Each turn consumes at least one line.
+        """
+        while data is not None and not self.closing:
+            if inline:
+                data = self._feed_inline(data)
+            else:
+                self.reader.feed(data)
+                self._idle = False
+                self._unparsed.append(data)
+                data = self._drain()
+            inline = not inline
 
     # ---- parsing -----------------------------------------------------------------------------
     def _drain(self):
         """Run every complete command the parser holds; write their replies in one go.
+        Returns the bytes the inline parser must take over (see _recover), or None.
 
         On a plain connection (Dispatch.plain) data commands run in respcache._fastpath.run, a
         C loop: lookup, arity, the downstream hook, the handler, one clock read per command
@@ -128,9 +146,10 @@ class Connection(Dispatch, asyncio.Protocol):
                                 server.miss_handler, server.slowlog_threshold_usec, server)
             except hiredis.ProtocolError as exc:
                 self._flush(out)
-                if not self._recover(str(exc)):
+                rest = self._recover(str(exc))
+                if rest is None:
                     self.protocol_error(_map_hiredis_error(str(exc)))
-                return
+                return rest
             if got is True:
                 self._at_boundary()
                 break
@@ -209,24 +228,25 @@ class Connection(Dispatch, asyncio.Protocol):
         self._unparsed = [b"".join(self._unparsed)[consumed:]]
         self._compact_at = _COMPACT_AT if consumed else self._compact_at * 2
 
-    def _recover(self, error: str) -> bool:
+    def _recover(self, error: str) -> bytes | None:
         """hiredis met a byte that cannot start a RESP request where a command should begin.
 
         Redis reads such a line as an inline command (an empty line is ignored): redis-cli --pipe
         sends a CRLF before its closing ECHO, often in the same read as the last commands. Find
-        where the last complete command ended, then hand the rest to the inline parser, which
-        gives RESP back to a fresh hiredis reader at the next '*'.
+        where the last complete command ended and return the rest for the inline parser, which
+        gives RESP back to a fresh hiredis reader at the next '*'. None when the bad byte is
+        inside a request (the rest starts with '*'): that is a protocol error.
         """
         if "reply type byte" not in error:
-            return False
+            return None
         rest = b"".join(self._unparsed)[self._consumed():]
+        if not rest or rest[0] == _STAR:
+            return None
         self.reader = hiredis.Reader()
         self._unparsed = []
         self._compact_at = _COMPACT_AT
         self._idle = True
-        if rest:
-            self._feed_inline(rest)
-        return True
+        return rest
 
     def _check_query_limits(self, pending, out):
         """A request still incomplete after this many bytes: enforce Redis's two limits."""
@@ -242,6 +262,8 @@ class Connection(Dispatch, asyncio.Protocol):
             self.close()
 
     def _feed_inline(self, data):
+        """Run inline commands; returns the bytes hiredis must take over (from a line starting
+        with '*'), or None."""
         if self._inline is None:
             self._inline = InlineParser(self.server.config.values["client-query-buffer-limit"])
         self._out = out = []
@@ -251,11 +273,7 @@ class Connection(Dispatch, asyncio.Protocol):
                     # The client switched to RESP (a line starting with '*'): hiredis takes over.
                     self._inline = None
                     self._flush(out)
-                    self.reader.feed(rest)
-                    self._unparsed.append(rest)
-                    self._idle = False
-                    self._drain()
-                    return
+                    return rest
                 if args:
                     reply = self.execute(args)
                     if reply.__class__ is bytes:
@@ -302,9 +320,9 @@ class Connection(Dispatch, asyncio.Protocol):
             pending, self._inline = self._inline, None
             rest = pending.take_rest()
             if rest:
-                self._feed_inline(rest)
+                self._hand_over(rest, inline=True)
         else:
-            self._drain()
+            self._hand_over(self._drain(), inline=True)
         if self.blocked is None and not self.closing and not self.paused_for_writes:
             self.transport.resume_reading()
 
