@@ -67,20 +67,22 @@ def rss_kb(pid):
     return 0
 
 
-def run_benchmark(port, tests, size, clients, requests, pipeline):
-    """requests/s per test, and the share of one core the load generator itself used."""
+def run_benchmark(port, tests, size, clients, requests, pipeline, extra=()):
+    """{test: {"rps": .., "p99": ..}}, and the share of one core the load generator itself used.
+    `extra` goes to redis-benchmark as it is (the TLS options, say)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     out = subprocess.run(pinned(
         ["redis-benchmark", "-p", str(port), "-t", tests, "-d", str(size), "-c", str(clients),
-         "-n", str(requests), "-P", str(pipeline), "-r", "20000", "--csv"], "1"),
+         "-n", str(requests), "-P", str(pipeline), "-r", "20000", "--csv", *extra], "1"),
         capture_output=True, text=True, timeout=600).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     rows = {}
-    for row in csv.reader(io.StringIO(out)):
-        if row and row[0] != "test":
-            rows[row[0]] = float(row[1])
+    for row in csv.DictReader(io.StringIO(out)):
+        rows[row["test"]] = {"rps": float(row["rps"]), "p99": float(row["p99_latency_ms"])}
+    if not rows:
+        raise RuntimeError(f"redis-benchmark printed no results for port {port}")
     return rows, cpu / (time.monotonic() - started)
 
 
@@ -126,8 +128,8 @@ def main():
                 for srv in servers:
                     rows, cpu = run_benchmark(srv["port"], args.tests, args.size, args.clients,
                                               args.requests, pipeline)
-                    for test, rps in rows.items():
-                        results.setdefault((srv["name"], pipeline, test), []).append(rps)
+                    for test, row in rows.items():
+                        results.setdefault((srv["name"], pipeline, test), []).append(row["rps"])
                     loadgen_cpu.setdefault((srv["name"], pipeline), []).append(cpu)
             print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
 
