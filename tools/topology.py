@@ -4,12 +4,19 @@
     python tools/topology.py --edges 3 --relays 1 --aging 3 --expansion 0 --edge-capacity 4096
     python tools/topology.py --once                           # start, print the table once, stop
     python tools/topology.py --json /tmp/topo.json            # endpoints for tools/loadgen.py
+    python tools/topology.py --tls                            # every link between tiers on mutual TLS
 
 Every node gets a generated config (in --dir, default a temp dir) on a free loopback port; logs
 go next to the configs. The status table refreshes every --interval seconds: per node its role,
 port, keys/capacity, hit rate of its own table, outbound queue depth and links. Ctrl-C sends
 SIGTERM to every node (edges first, so their objects flow downstream; then relief nodes, which hand
 theirs over; then relays), waits, and SIGKILLs what is still alive after --grace seconds.
+
+With --tls a throwaway CA and certificates are made in DIR/certs (tools/make_certs.py); every node
+also opens a TLS port that requires a client certificate, and every link between tiers (edge ->
+relay, relief -> relay, relay -> relief) goes to those ports with `tls-downstream yes`, each node
+presenting its certificate. The plain loopback port stays open for the status table and local
+clients.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import time
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_certs import make_all  # noqa: E402
 STOP_ORDER = {"edge": 0, "relief": 1, "relay": 2, "redis": 3}
 
 
@@ -41,6 +50,9 @@ class Node:
         self.port = port or free_port()
         self.name = name or f"{role}-{self.port}"
         self.addr = f"127.0.0.1:{self.port}"
+        self.tls_port = directives.get("tls-port")
+        # What other tiers connect to: the TLS port when there is one.
+        self.link_addr = f"127.0.0.1:{self.tls_port}" if self.tls_port else self.addr
         self.directives = directives
         self.conf = os.path.join(workdir, f"{self.name}.conf")
         self.logfile = os.path.join(workdir, f"{self.name}.log")
@@ -83,13 +95,27 @@ class Node:
 class Topology:
     """N edges, relays, relief nodes of each kind; usable from other tools (bench_tiers)."""
 
-    def __init__(self, workdir=None):
+    def __init__(self, workdir=None, tls=False):
         self.workdir = workdir or tempfile.mkdtemp(prefix="respcache-topo-")
         os.makedirs(self.workdir, exist_ok=True)
         self.nodes = []
+        self.certs = None
+        if tls:
+            self.certs = os.path.join(self.workdir, "certs")
+            make_all(self.certs, hosts=("127.0.0.1", "localhost"), clients=())
+
+    def tls_directives(self):
+        """A TLS port requiring client certificates, and links on TLS presenting the same
+        certificate (it is made for both server and client use)."""
+        return {"tls-port": free_port(), "tls-cert-file": os.path.join(self.certs, "server.crt"),
+                "tls-key-file": os.path.join(self.certs, "server.key"),
+                "tls-ca-cert-file": os.path.join(self.certs, "ca.crt"),
+                "tls-auth-clients": "yes", "tls-downstream": "yes"}
 
     def add(self, role, **directives):
         d = {k.replace("_", "-"): v for k, v in directives.items()}
+        if self.certs:
+            d = {**self.tls_directives(), **d}
         node = Node(self.workdir, role, d)
         node.start()
         node.wait_ready()
@@ -100,11 +126,12 @@ class Topology:
         return self.add("relay", shm_capacity=capacity, **d)
 
     def relief(self, relays, kind="aging", capacity=65536, **d):
-        return self.add("relief", relay=" ".join(r.addr for r in relays), relief_kind=kind,
+        return self.add("relief", relay=" ".join(r.link_addr for r in relays), relief_kind=kind,
                         shm_capacity=capacity, **d)
 
     def edge(self, relays, capacity=65536, **d):
-        return self.add("edge", relay=" ".join(r.addr for r in relays), shm_capacity=capacity, **d)
+        return self.add("edge", relay=" ".join(r.link_addr for r in relays), shm_capacity=capacity,
+                        **d)
 
     def by_role(self, role):
         return [n for n in self.nodes if n.role == role]
@@ -132,8 +159,10 @@ class Topology:
 
     def describe(self):
         return {"workdir": self.workdir,
-                "nodes": [{"role": n.role, "name": n.name, "port": n.port, "conf": n.conf,
-                           "log": n.logfile, "pid": n.proc.pid if n.proc else None}
+                "certs": self.certs,
+                "nodes": [{"role": n.role, "name": n.name, "port": n.port,
+                           "tls_port": n.tls_port, "conf": n.conf, "log": n.logfile,
+                           "pid": n.proc.pid if n.proc else None}
                           for n in self.nodes]}
 
 
@@ -277,9 +306,11 @@ def main(argv=None):
     parser.add_argument("--once", action="store_true", help="print the table once and stop")
     parser.add_argument("--json", default=None, help="write the endpoints to this file")
     parser.add_argument("--grace", type=float, default=15.0)
+    parser.add_argument("--tls", action="store_true",
+                        help="mutual TLS on every link between tiers (throwaway certificates)")
     args = parser.parse_args(argv)
 
-    topo = Topology(args.dir)
+    topo = Topology(args.dir, tls=args.tls)
     try:
         build(args, topo)   # nodes join `topo` as they start: Ctrl-C during startup tears down
         info = topo.describe()
