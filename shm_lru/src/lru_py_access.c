@@ -302,6 +302,7 @@ PyObject *Table_set(TableObject *self, PyObject *const *args, Py_ssize_t nargs,
         expire_at = now + ttl;
     }
     uint64_t hash = lru_hash(key, klen);
+    lru_prefetch_bucket(&self->t, hash);
     LOCK_OR_FAIL(self);
     lru_entry_t e;
     int exists = lru_find(&self->t, key, klen, hash, now, &e);

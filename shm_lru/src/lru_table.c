@@ -260,6 +260,13 @@ static int key_equals(lru_table_t *t, uint32_t index, const uint8_t *key, size_t
     return done == klen;
 }
 
+/* Asks for the key's bucket before the lock is taken: the cache miss overlaps the wait.
+ * Reads one word of the header; a hint only, so no lock is needed. */
+void lru_prefetch_bucket(lru_table_t *t, uint64_t hash)
+{
+    __builtin_prefetch(&buckets(t)[hash & (t->hdr->nbuckets - 1)]);
+}
+
 /* Finds a live entry; an expired one met on the way is reclaimed (journal: expired). */
 int lru_find(lru_table_t *t, const uint8_t *key, size_t klen, uint64_t hash, int64_t now,
              lru_entry_t *out)
@@ -277,6 +284,9 @@ int lru_find(lru_table_t *t, const uint8_t *key, size_t klen, uint64_t hash, int
             lru_expire_now(t, index, now);
             return 0;
         }
+        /* A write goes on to the value's chain record: ask for it while the caller decides. */
+        if (e->c.next)
+            __builtin_prefetch(chain_at(t, e->c.next - 1), 1);
         out->index = index;
         out->head = e;
         return 1;
@@ -615,11 +625,9 @@ int lru_overwrite(lru_table_t *t, const lru_entry_t *e, const uint8_t *val, size
         room = rs - LRU_CHAIN_BYTES;
         next = c->next;
     }
-    head->atime = now;
-    if (t->hdr->lru_head != e->index + 1) {
-        lru_unlink_list(t, e->index);
-        lru_push_front(t, e->index);
-    }
+    /* Lazy like a read (see lru_touch): a key rewritten within touch_interval_ms of its last
+     * move is near the head already, and moving it touches three other records. */
+    lru_touch(t, e->index, now, 0);
     t->hdr->stats.sets++;
     head->c.committed = 1;
     lru_journal_append(t, JOP_SET, e);

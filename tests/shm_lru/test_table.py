@@ -371,3 +371,23 @@ def test_reads_move_lazily_but_touch_always_moves(make_table):
     table.touch(b"k1")    # an explicit touch moves it to the head whatever the interval
     table.set(b"new2", b"v")
     assert table.exists(b"k1") and not table.exists(b"k2")
+
+
+def test_rewrites_move_lazily_too(make_table):
+    """An overwrite in place is a use like a read: within touch_interval_ms of the entry's last
+    move it stays where it is (moving costs three other records' cache lines)."""
+    table = make_table(capacity=8, record_size=128, touch_interval_ms=60000)
+    for i in range(8):
+        table.set(b"k%d" % i, b"v")
+    table.set(b"k0", b"w")  # rewritten within the interval: still the LRU tail
+    table.set(b"new", b"v")
+    assert not table.exists(b"k0") and table.exists(b"k1")
+
+
+def test_rewrites_move_at_once_with_exact_lru(make_table):
+    table = make_table(capacity=8, record_size=128, touch_interval_ms=0)
+    for i in range(8):
+        table.set(b"k%d" % i, b"v")
+    table.set(b"k0", b"w")
+    table.set(b"new", b"v")
+    assert table.get(b"k0") == b"w" and not table.exists(b"k1")
