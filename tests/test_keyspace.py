@@ -275,3 +275,18 @@ def test_asyncio_client_sees_the_same_keyspace(edge, r):
         finally:
             await client.aclose()
     asyncio.run(scenario())
+
+
+def test_info_memory_is_the_table_filling_up_to_its_segment(r):
+    """maxmemory is the segment; used_memory is its fixed overhead plus the records in use, so
+    an empty edge is far below maxmemory and the dataset grows by whole records per key."""
+    empty = r.info("memory")
+    assert empty["used_memory_dataset"] == 0
+    assert empty["used_memory"] == empty["used_memory_overhead"] < empty["maxmemory"]
+    record_size = int(r.config_get("shm-record-size")["shm-record-size"])
+    for i in range(100):
+        r.set(f"session:{i}", "x" * 100)
+    filled = r.info("memory")
+    assert filled["used_memory_dataset"] == 100 * record_size
+    assert filled["used_memory"] == filled["used_memory_overhead"] + 100 * record_size
+    assert filled["used_memory_rss"] > 0

@@ -44,7 +44,12 @@ def sections_for(server, counters) -> dict:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     rss = _rss_bytes()
-    used = stats["segment_bytes"] + rss
+    # The table's budget is its segment: maxmemory is the segment's size and used_memory reaches
+    # it when every record holds data. The process's own heap is in used_memory_rss (adding it
+    # here counted the segment's resident pages twice, over maxmemory with no key at all).
+    dataset = stats["used_records"] * stats["record_size"]
+    overhead = stats["segment_bytes"] - stats["capacity"] * stats["record_size"]
+    used = overhead + dataset
     sections = {
         "server": [
             ("redis_version", REDIS_COMPAT_VERSION), ("respcache_version", VERSION),
@@ -67,9 +72,9 @@ def sections_for(server, counters) -> dict:
         "memory": [
             ("used_memory", used), ("used_memory_human", _human(used)),
             ("used_memory_rss", rss), ("used_memory_rss_human", _human(rss)),
-            ("used_memory_dataset", (stats["used_records"]) * stats["record_size"]),
-            ("maxmemory", stats["capacity"] * stats["record_size"]),
-            ("maxmemory_human", _human(stats["capacity"] * stats["record_size"])),
+            ("used_memory_overhead", overhead), ("used_memory_dataset", dataset),
+            ("maxmemory", stats["segment_bytes"]),
+            ("maxmemory_human", _human(stats["segment_bytes"])),
             ("maxmemory_policy", "allkeys-lru"), ("mem_allocator", "shm_lru"),
         ],
         "persistence": [
