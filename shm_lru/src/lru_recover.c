@@ -75,6 +75,11 @@ void lru_rebuild(lru_table_t *t)
 {
     lru_header_t *h = t->hdr;
     uint32_t cap = h->capacity;
+    /* Records at and past fresh_next were never handed out: nothing to rebuild there (and not
+     * reading them keeps their pages out of memory). */
+    if (h->fresh_next > cap)
+        h->fresh_next = cap;
+    uint32_t scan = h->fresh_next;
     uint8_t *keep = calloc(cap ? cap : 1, 1);
     uint32_t *heads = malloc(sizeof(uint32_t) * (cap ? cap : 1));
     if (!keep || !heads) {
@@ -82,14 +87,14 @@ void lru_rebuild(lru_table_t *t)
         free(keep);
         free(heads);
         memset(buckets(t), 0, (size_t)h->nbuckets * 4);
-        for (uint32_t i = 0; i < cap; i++)
+        for (uint32_t i = 0; i < scan; i++)
             memset(chain_at(t, i), 0, sizeof(lru_chain_t));
         goto relink_free;
     }
 
     memset(buckets(t), 0, (size_t)h->nbuckets * 4);
     uint32_t nheads = 0;
-    for (uint32_t i = 0; i < cap; i++) {
+    for (uint32_t i = 0; i < scan; i++) {
         if (!chain_whole(t, i))
             continue;
         lru_head_t *e = lru_head_at(t, i);
@@ -116,7 +121,7 @@ void lru_rebuild(lru_table_t *t)
         *slot = i + 1;
         keep[i] = 1;
     }
-    for (uint32_t i = 0; i < cap; i++) {
+    for (uint32_t i = 0; i < scan; i++) {
         if (keep[i] == 1) {  /* 2 marks chain records, set as we go */
             heads[nheads++] = i;
             lru_head_t *e = lru_head_at(t, i);
@@ -124,7 +129,7 @@ void lru_rebuild(lru_table_t *t)
                 keep[next - 1] = 2;
         }
     }
-    for (uint32_t i = 0; i < cap; i++) {
+    for (uint32_t i = 0; i < scan; i++) {
         if (!keep[i]) {
             lru_chain_t *c = chain_at(t, i);
             c->state = REC_FREE;
@@ -156,8 +161,8 @@ void lru_rebuild(lru_table_t *t)
 
 relink_free:
     h->free_head = 0;
-    h->free_records = 0;
-    for (uint32_t i = cap; i-- > 0;) {
+    h->free_records = cap - scan;  /* the never used ones */
+    for (uint32_t i = scan; i-- > 0;) {
         lru_chain_t *c = chain_at(t, i);
         if (c->state == REC_FREE) {
             c->next = h->free_head;
@@ -253,12 +258,22 @@ int lru_check(lru_table_t *t, char *report, size_t report_bytes)
     if (indexed != listed || indexed != h->entries)
         PROBLEM("counts differ: %u indexed, %u in the LRU list, header says %u entries\n",
                 indexed, listed, h->entries);
-    if (freed != h->free_records)
-        PROBLEM("free list has %u records, header says %u\n", freed, h->free_records);
+    uint32_t fresh = h->fresh_next <= cap ? cap - h->fresh_next : 0;
+    if (h->fresh_next > cap)
+        PROBLEM("fresh_next %u is past the capacity %u\n", h->fresh_next, cap);
+    if (freed + fresh != h->free_records)
+        PROBLEM("free list has %u records and %u were never used, header says %u free\n",
+                freed, fresh, h->free_records);
     uint32_t accounted = 0;
-    for (uint32_t i = 0; i < cap; i++)
-        if (seen[i])
+    for (uint32_t i = 0; i < cap; i++) {
+        if (i >= h->fresh_next) {
+            if (seen[i])
+                PROBLEM("record %u: in use or listed but never handed out\n", i);
             accounted++;
+        } else if (seen[i]) {
+            accounted++;
+        }
+    }
     if (accounted != cap)
         PROBLEM("%u records are neither free nor part of an entry (leaked)\n", cap - accounted);
     free(seen);

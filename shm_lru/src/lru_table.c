@@ -81,11 +81,11 @@ void lru_init(lru_table_t *t, uint32_t capacity, uint32_t record_size, uint64_t 
     pthread_mutex_init(&h->lock, &attr);
     pthread_mutexattr_destroy(&attr);
 
-    /* The mapping of a fresh shm object is zero-filled: every record is FREE already. */
-    for (uint32_t i = 0; i < capacity; i++)
-        chain_at(t, i)->next = (i + 1 < capacity) ? i + 2 : 0;
-    h->free_head = capacity ? 1 : 0;
+    /* No record is written here: take_free hands out never used records in order, so an
+     * idle table costs only its header, buckets and journal in resident memory. */
+    h->free_head = 0;
     h->free_records = capacity;
+    h->fresh_next = 0;
 }
 
 /* Reads only constants; returns NULL when the header describes this mapping, else why not. */
@@ -508,12 +508,20 @@ static int make_room(lru_table_t *t, uint32_t need, int64_t now)
     return h->free_records >= need;
 }
 
+/* The free list first (its records are warm), then the next never used record. The caller
+ * (make_room) made sure free_records covers what it takes. */
 static uint32_t take_free(lru_table_t *t)
 {
     lru_header_t *h = t->hdr;
     uint32_t link = h->free_head;
-    lru_chain_t *c = chain_at(t, link - 1);
-    h->free_head = c->next;
+    lru_chain_t *c;
+    if (link) {
+        c = chain_at(t, link - 1);
+        h->free_head = c->next;
+    } else {
+        link = ++h->fresh_next;
+        c = chain_at(t, link - 1);
+    }
     h->free_records--;
     c->next = 0;
     return link;
@@ -639,13 +647,17 @@ uint32_t lru_sweep(lru_table_t *t, uint32_t max_checks, int64_t now)
 {
     lru_header_t *h = t->hdr;
     uint32_t expired = 0;
-    if (!h->capacity)
+    /* Only records ever used can hold an entry; the rest stay untouched (not resident). */
+    uint32_t used = h->fresh_next;
+    if (!used)
         return 0;
-    if (max_checks > h->capacity)
-        max_checks = h->capacity;
+    if (max_checks > used)
+        max_checks = used;
+    if (h->sweep_pos >= used)
+        h->sweep_pos = 0;
     for (uint32_t n = 0; n < max_checks; n++) {
         uint32_t index = h->sweep_pos;
-        h->sweep_pos = (index + 1) % h->capacity;
+        h->sweep_pos = (index + 1) % used;
         lru_head_t *e = lru_head_at(t, index);
         if (e->c.state == REC_HEAD && e->c.committed && e->expire_at && e->expire_at <= now)
             expired += lru_expire_now(t, index, now);
@@ -658,15 +670,18 @@ uint32_t lru_flush(lru_table_t *t)
     lru_header_t *h = t->hdr;
     uint32_t removed = h->entries;
     memset(buckets(t), 0, (size_t)h->nbuckets * 4);
-    for (uint32_t i = 0; i < h->capacity; i++) {
+    /* Every used record becomes FREE (recovery must not find an entry in one), and all of
+     * them are handed out again from the start as if never used. */
+    for (uint32_t i = 0; i < h->fresh_next; i++) {
         lru_chain_t *c = chain_at(t, i);
         c->state = REC_FREE;
         c->committed = 0;
         c->owner = 0;
         c->nrec = 0;
-        c->next = (i + 1 < h->capacity) ? i + 2 : 0;
+        c->next = 0;
     }
-    h->free_head = h->capacity ? 1 : 0;
+    h->free_head = 0;
+    h->fresh_next = 0;
     h->free_records = h->capacity;
     h->lru_head = h->lru_tail = 0;
     h->entries = 0;

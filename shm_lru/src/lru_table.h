@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define LRU_MAGIC 0x3155524c4d485352ULL /* "RSHMLRU1" */
-#define LRU_LAYOUT_VERSION 4
+#define LRU_LAYOUT_VERSION 5
 #define LRU_COUNTER_SHARDS 16
 
 enum { REC_FREE = 0, REC_HEAD = 1, REC_CHAIN = 2 };
@@ -74,7 +74,10 @@ typedef struct {
     uint64_t version_counter;     /* bumped by every write; an entry keeps the value it got */
     uint32_t lru_head, lru_tail;  /* most and least recently used HEAD records (+1) */
     uint32_t free_head;           /* singly linked through lru_chain_t.next */
-    uint32_t free_records;
+    uint32_t free_records;        /* on the free list, plus the never used ones below */
+    /* Records [fresh_next, capacity) were never used: free without being on the free list, and
+     * never touched, so their pages of the segment are not resident until data needs them. */
+    uint32_t fresh_next;
     uint32_t entries;
     uint32_t expiring;            /* entries with a deadline (INFO keyspace expires=) */
     uint32_t sweep_pos;

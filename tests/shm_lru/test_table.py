@@ -391,3 +391,43 @@ def test_rewrites_move_at_once_with_exact_lru(make_table):
     table.set(b"k0", b"w")
     table.set(b"new", b"v")
     assert table.get(b"k0") == b"w" and not table.exists(b"k1")
+
+
+def _resident_bytes(table) -> int:
+    """Pages the tmpfs holds for the segment: written pages only, holes cost nothing."""
+    return os.stat(f"/dev/shm/{table.name}").st_blocks * 512
+
+
+def test_records_cost_memory_only_once_used(make_table):
+    """An empty table does not write its records (no free list walked through them at create),
+    and neither the active sweep nor a flush touches records that were never used."""
+    table = make_table(capacity=65536, record_size=512)  # 32 MiB of records
+    records_bytes = 65536 * 512
+    assert _resident_bytes(table) < records_bytes // 16
+    for i in range(1000):
+        table.set(b"session:%d" % i, b"x" * 400, ttl_ms=60_000 if i % 2 else None)
+    used = _resident_bytes(table)
+    assert used < records_bytes // 8
+    for _ in range(200):
+        table.sweep(1000)
+    assert _resident_bytes(table) == used
+    assert table.flush() == 1000
+    assert _resident_bytes(table) <= used + 8192  # the journal's FLUSH record may start a page
+    assert table.check() == []
+    for i in range(2000):  # reuses the flushed records first, then takes new ones
+        table.set(b"again:%d" % i, b"y" * 400)
+    assert len(table) == 2000 and table.get(b"again:1999") == b"y" * 400
+    assert table.stats()["free_records"] == 65536 - 2000
+    assert table.check() == []
+
+
+def test_a_full_table_uses_every_record_then_evicts(make_table):
+    table = make_table(capacity=64, record_size=128)
+    for i in range(64):
+        table.set(b"k%02d" % i, b"v")
+    assert table.stats()["free_records"] == 0
+    table.set(b"one-more", b"v")
+    assert len(table) == 64 and not table.exists(b"k00")
+    table.delete(b"k01")
+    table.set(b"reuses-a-freed-record", b"v")
+    assert len(table) == 64 and table.check() == []
