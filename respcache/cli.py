@@ -48,6 +48,14 @@ def run(config: Config, factories=()) -> int:
     if values["daemonize"]:
         _daemonize()
     log = logmod.setup(values["loglevel"], values["logfile"])
+    if values["tls-port"]:
+        # Checked before a segment exists or a worker forks: a bad key or password stops here.
+        from .tls import TLSConfigError, server_context
+        try:
+            server_context(values)
+        except TLSConfigError as exc:
+            log.warning("Failed to configure TLS: %s", exc)
+            return 1
     if values["pidfile"]:
         with open(values["pidfile"], "w") as handle:
             handle.write(f"{os.getpid()}\n")

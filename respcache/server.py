@@ -34,7 +34,15 @@ load_all()
 
 
 def segment_name(config: Config) -> str:
-    return config.values["shm-name"] or f"respcache-{config.values['port']}"
+    """shm-name, else named after what this server listens on: its port, its TLS port when
+    `port 0`, its unix socket when it has neither (servers on one host must not share one)."""
+    values = config.values
+    if values["shm-name"]:
+        return values["shm-name"]
+    if values["port"] or values["tls-port"]:
+        return f"respcache-{values['port'] or values['tls-port']}"
+    socket_name = os.path.basename(values["unixsocket"]).replace(".", "-") or "0"
+    return f"respcache-{socket_name}"
 
 
 def open_table(config: Config, log) -> tuple[ShmLRU, bool]:
@@ -58,16 +66,16 @@ class Server:
                  worker=None):
         self.config = config
         self.log = log
+        self.tls_context = None
+        if config.values["tls-port"]:  # before the segment: a TLS error must leave nothing behind
+            from .tls import server_context
+            self.tls_context = server_context(config.values)  # TLSConfigError stops startup
         if table is None:
             table, owns_table = open_table(config, log)
         self.table = table
         self.owns_table = owns_table
         self.keyspace = Keyspace(table)
         self.acl = AclTable(config.values)
-        self.tls_context = None
-        if config.values["tls-port"]:
-            from .tls import server_context
-            self.tls_context = server_context(config.values)  # TLSConfigError stops startup
         self.clients = {}
         self.pubsub = PubSub()
         self.monitors = CallbackSet(self._monitors_changed)
