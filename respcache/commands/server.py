@@ -56,9 +56,20 @@ def config_get(conn, args):
 
 
 def apply_config(server, pairs):
-    """Validate and apply CONFIG SET pairs; raises CommandError worded as Redis."""
+    """Validate and apply CONFIG SET pairs; raises CommandError worded as Redis.
+
+    All or nothing, as Redis: a value the server cannot act on (a TLS file that does not load)
+    puts every directive of the call back as it was, so CONFIG GET and CONFIG REWRITE never
+    show a setting that is not in force.
+    """
+    config = server.config
+    before = {}
+    for name, _ in pairs:
+        name = name.lower()
+        if name in config.values:
+            before[name] = (config.values[name], name in config.explicit)
     try:
-        names = server.config.set_many(pairs)
+        names = config.set_many(pairs)
     except KeyError as exc:
         raise CommandError(errors.CONFIG_UNKNOWN_PARAM.format(exc.args[0])) from None
     except ValueError as exc:
@@ -66,7 +77,12 @@ def apply_config(server, pairs):
         raise CommandError(errors.CONFIG_SET_FAILED.format(name, reason)) from None
     try:
         server.config_changed(names)
-    except Exception as exc:  # e.g. a TLS file that does not load: say so, keep serving
+    except Exception as exc:  # say so, put the old values back, keep serving
+        for name, (value, explicit) in before.items():
+            config.values[name] = value
+            if not explicit:
+                config.explicit.discard(name)
+        server.config_changed(names)
         raise CommandError(errors.CONFIG_SET_FAILED.format(names[0], exc)) from None
     return names
 
