@@ -189,7 +189,7 @@ for _d in (
               else _raise("argument must be 'auto' or a number from 1 to 256")),
     Directive("shm-name", "string", "", runtime=False, validate=lambda v: v and _check_shm_name(v)),
     Directive("shm-capacity", "int", 131072, runtime=False, minimum=16, maximum=2 ** 31 - 1),
-    Directive("shm-record-size", "int", 384, runtime=False, minimum=64, maximum=1 << 20),
+    Directive("shm-record-size", "int", 512, runtime=False, minimum=64, maximum=1 << 20),
     Directive("shm-manage", "bool", True, runtime=False),
     Directive("active-expire-effort", "int", 1, minimum=1, maximum=10),
 ):
@@ -198,8 +198,16 @@ for _d in (
 
 def _check_tls_protocols(value):
     words = value.lower().split()
-    if not words or any(w not in ("tlsv1.2", "tlsv1.3") for w in words):
-        raise ValueError("tls-protocols takes TLSv1.2 and/or TLSv1.3")
+    if not words or any(w not in ("tlsv1", "tlsv1.1", "tlsv1.2", "tlsv1.3") for w in words):
+        raise ValueError("tls-protocols takes TLSv1, TLSv1.1, TLSv1.2 and/or TLSv1.3")
+
+
+def _check_tls_ciphersuites(value):
+    # Refused rather than ignored: a setting that restricts nothing would be a silent hole.
+    if value:
+        raise ValueError("Python's ssl module cannot choose TLS 1.3 cipher suites; leave it "
+                         "empty (restrict TLS 1.2 with tls-ciphers, or keep to TLS 1.2 with "
+                         "tls-protocols TLSv1.2)")
 
 
 def _check_user(args):
@@ -223,7 +231,7 @@ for _d in (
     Directive("tls-auth-clients", "enum", "yes", choices=("yes", "no", "optional")),
     Directive("tls-protocols", "string", "TLSv1.2 TLSv1.3", validate=_check_tls_protocols),
     Directive("tls-ciphers", "string", ""),
-    Directive("tls-ciphersuites", "string", ""),
+    Directive("tls-ciphersuites", "string", "", validate=_check_tls_ciphersuites),
     Directive("tls-prefer-server-ciphers", "bool", False),
     Directive("tls-session-caching", "bool", True),
     Directive("tls-handshake-timeout", "int", 5000, minimum=100, maximum=600000),

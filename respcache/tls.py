@@ -15,7 +15,8 @@ import socket
 import ssl
 
 
-PROTOCOL_VERSIONS = {"tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}
+PROTOCOL_VERSIONS = {"tlsv1": ssl.TLSVersion.TLSv1, "tlsv1.1": ssl.TLSVersion.TLSv1_1,
+                     "tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}
 
 TLS_FILE_DIRECTIVES = ("tls-cert-file", "tls-key-file", "tls-key-file-pass", "tls-ca-cert-file",
                        "tls-ca-cert-dir", "tls-auth-clients", "tls-protocols", "tls-ciphers",
@@ -62,7 +63,10 @@ def server_context(values) -> ssl.SSLContext:
     if values["tls-prefer-server-ciphers"]:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     if not values["tls-session-caching"]:
+        # No tickets in TLS 1.2 nor 1.3. Python's ssl offers no call to turn off OpenSSL's
+        # server-side session-ID cache, so a TLS 1.2 client can still resume by session ID.
         context.options |= ssl.OP_NO_TICKET
+        context.num_tickets = 0
     return context
 
 
@@ -78,6 +82,8 @@ def client_context(values) -> ssl.SSLContext:
         if cert and key:
             context.load_cert_chain(cert, key, password=password)
         _versions(context, values["tls-protocols"])
+        if values["tls-ciphers"]:
+            context.set_ciphers(values["tls-ciphers"])
     except (OSError, ssl.SSLError) as exc:
         raise TLSConfigError(f"cannot load TLS files: {exc}") from None
     context.check_hostname = False  # tiers address peers by IP; the CA is what we trust
