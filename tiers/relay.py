@@ -3,7 +3,10 @@
 - Its own table (the server's shm LRU) caches what edges wrote, demoted or asked for.
 - Every object is placed on R relief nodes (`replicas`) chosen by the consistent-hash ring; relief
   nodes join with `RESPCACHE JOIN kind host port` on a connection they keep open, and leave by
-  `RESPCACHE LEAVE` (graceful, followed by their hand-off) or by disconnecting (crash).
+  `RESPCACHE LEAVE` (graceful, followed by their hand-off) or by disconnecting (crash). The relay
+  connects back with `downstream-auth` and the TLS settings as they are at that moment; the JOIN
+  is answered with the topology, or with an error naming why the relay cannot link back to the
+  node (also logged here with the node's address).
 - `RESPCACHE PUSH origin op key value type expire-at ...` applies a batch in order:
     S write    -> table, ring owners (overwrite); other holders (aging/previous owners) delete
     D delete   -> table and every possible holder delete; tombstoned for TOMBSTONE_SECONDS so no
@@ -34,7 +37,8 @@ from .link import (ANNOUNCE_CHANNEL, INVALIDATE_CHANNEL, OP_AGED, OP_DELETE, OP_
                    OP_WRITE, encode_message, encode_records)
 from .readthrough import ReadThrough, table_fields
 from .ring import Ring
-from .wire import LinkDown, RespConnection, encode, link_options
+from .wire import (LINK_ERRORS, LinkDown, ReplyError, RespConnection, describe, encode,
+                   link_options)
 
 TOMBSTONE_SECONDS = 60.0
 PREVIOUS_RING_SECONDS = 30.0
@@ -151,12 +155,30 @@ class Relay:
         name = f"{host}:{port}"
         result = self.loop.create_future()
 
+        def refuse(why):
+            why = " ".join(why.split())      # one line: it goes into an error reply
+            self.stats["join_refusals"] += 1
+            self.server.log.warning("tiers: relief node %s (%s) asked to join, refused: %s",
+                                    name, kind, why)
+            if not result.done():
+                result.set_result(resp.error(f"ERR relay refused the join of {name}: {why}"))
+
         async def connect():
             try:
                 data = await RespConnection.open(host, port, 1.0, **link_options(self.values))
-            except (OSError, asyncio.TimeoutError, LinkDown) as exc:
-                if not result.done():
-                    result.set_result(resp.error(f"ERR relay cannot reach {name}: {exc}"))
+            except ReplyError as exc:
+                # The relief node said no to our credentials (WRONGPASS, NOAUTH).
+                refuse(f"it refused the relay's downstream-auth ({describe(exc)})")
+                return
+            except ValueError as exc:        # TLSConfigError: our own TLS files
+                refuse(f"the relay's TLS configuration for links does not load ({exc})")
+                return
+            except LINK_ERRORS as exc:
+                refuse(f"the relay cannot connect back to it ({describe(exc)})")
+                return
+            except Exception as exc:         # never an unanswered JOIN
+                self.server.log.exception("tiers: JOIN of %s failed", name)
+                refuse(f"internal error ({describe(exc)})")
                 return
             if result.done():          # the relief node went away meanwhile
                 data.close()

@@ -3,7 +3,10 @@
 A relief node is a RESP server over its own table. For every relay in its `relay` directive it
 keeps two connections: a JOIN connection (`RESPCACHE JOIN kind host port`, held open: the relay
 drops the node when it closes, and pushes topology frames on it) and a data connection for
-hand-offs. Nothing changes in the relay's config.
+hand-offs. Nothing changes in the relay's config. The relay answers the JOIN once it has
+connected back to the node: with the topology (the node is in the ring; only then does it log
+"joined") or with an error naming the cause (its downstream-auth refused here, say): the node logs
+the refusal and joins again with backoff.
 
 Kinds (`relief-kind`):
 - aging: keeps what aged out of the front tiers until it expires. `relief-decay-ms N` (0 = off)
@@ -29,12 +32,19 @@ from .link import OP_AGED, OP_DELETE, OP_PLACE, OP_WRITE, encode_records, parse_
 from .readthrough import table_fields
 from .relay import encode_found
 from .ring import Ring
-from .wire import LinkDown, ReplyError, RespConnection, link_options
+from .wire import LINK_ERRORS, LinkDown, RespConnection, describe, link_options
 
 BACKOFF_START = 0.05
 BACKOFF_MAX = 2.0
 OFFER_BATCH = 256
 STOP_SECONDS = 10.0
+# How long a JOIN may go unanswered: the relay connects back (1 s, plus AUTH) before it answers
+# with the topology (joined) or an error (refused).
+JOIN_TIMEOUT = 5.0
+
+
+class JoinRefused(Exception):
+    """The relay answered the JOIN with an error (it cannot link back to us, say)."""
 
 
 class Uplink:
@@ -53,7 +63,9 @@ class Uplink:
         self.epoch = -1
         self.connects = 0
         self.errors = 0
+        self.refusals = 0
         self.last_error = ""
+        self.joining = None           # the Future of the JOIN's answer while it is awaited
 
     def start(self, loop):
         self.task = loop.create_task(self._supervise())
@@ -70,6 +82,9 @@ class Uplink:
 
     def close(self):
         self.up = False
+        if self.joining is not None and not self.joining.done():
+            self.joining.cancel()
+        self.joining = None
         for conn in (self.join, self.data):
             if conn is not None:
                 conn.on_lost = None
@@ -90,18 +105,33 @@ class Uplink:
                 self.join = await RespConnection.open(
                     self.host, self.port, 1.0, on_push=self._on_frame,
                     on_lost=lambda exc: lost.set(), **options)
-                self.join.send_noreply(b"RESPCACHE", b"JOIN", relief.kind.encode(),
-                                       relief.host.encode(), b"%d" % relief.port)
-            except (OSError, asyncio.TimeoutError, LinkDown, ReplyError) as exc:
+            except LINK_ERRORS as exc:
                 self.close()
                 self.errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = describe(exc)
                 log.warning("tiers: cannot reach relay %s (%s); retrying in %.2f s",
                             self.address, self.last_error, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
-            self.up = True
+            try:
+                await self._join(lost)
+            except (JoinRefused, LinkDown, asyncio.TimeoutError) as exc:
+                self.close()
+                self.errors += 1
+                self.last_error = describe(exc)
+                if isinstance(exc, JoinRefused):
+                    self.refusals += 1
+                    log.warning("tiers: relay %s refused the join of %s:%d (%s): %s; retrying "
+                                "in %.2f s", self.address, relief.host, relief.port, relief.kind,
+                                exc, backoff)
+                else:
+                    log.warning("tiers: relay %s did not answer the join of %s:%d (%s); "
+                                "retrying in %.2f s", self.address, relief.host, relief.port,
+                                self.last_error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
             self.connects += 1
             log.info("tiers: joined relay %s as %s:%d (%s)%s", self.address, relief.host,
                      relief.port, relief.kind, "" if self.connects == 1 else
@@ -114,7 +144,37 @@ class Uplink:
                 log.warning("tiers: lost relay %s; rejoining with backoff", self.address)
                 await asyncio.sleep(backoff)
 
+    async def _join(self, lost):
+        """Send JOIN on the join connection and wait for its answer: the first topology frame
+        (we are in the ring: self.up) or an error (JoinRefused)."""
+        relief = self.relief
+        self.joining = relief.loop.create_future()
+        self.join.send_noreply(b"RESPCACHE", b"JOIN", relief.kind.encode(),
+                               relief.host.encode(), b"%d" % relief.port)
+        closed = asyncio.ensure_future(lost.wait())
+        try:
+            done, _ = await asyncio.wait([self.joining, closed], timeout=JOIN_TIMEOUT,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+        if self.joining is not None and self.joining.done() and not self.joining.cancelled():
+            self.joining.result()           # raises JoinRefused
+            self.joining = None
+            return
+        if not done:
+            raise asyncio.TimeoutError(f"no answer to JOIN in {JOIN_TIMEOUT:.0f} s")
+        raise LinkDown("the relay closed the connection before answering the JOIN")
+
     def _on_frame(self, frame):
+        joining = self.joining
+        if joining is not None and not joining.done():
+            # The JOIN's answer: an error, or the first topology (this node is in the ring).
+            if isinstance(frame, Exception) or not isinstance(frame, list):
+                joining.set_exception(JoinRefused(str(frame)))
+                return
+            if frame and frame[0] == b"topology":
+                self.up = True
+                joining.set_result(None)
         if isinstance(frame, Exception) or not isinstance(frame, list):
             self.relief.server.log.warning("tiers: relay %s refused the join: %s", self.address,
                                            frame)
@@ -442,7 +502,10 @@ class Relief:
         for i, uplink in enumerate(self.uplinks):
             fields.append((f"link{i}", f"relay={uplink.address},status="
                            f"{'up' if uplink.up else 'down'},epoch={uplink.epoch},"
-                           f"connects={uplink.connects},errors={uplink.errors}"))
+                           f"connects={uplink.connects},errors={uplink.errors},"
+                           f"refusals={uplink.refusals}"))
+            if uplink.last_error:
+                fields.append((f"link{i}_last_error", uplink.last_error))
         fields += [("ring_members", len(self.ring) if self.ring else 0),
                    *table_fields(self.table),
                    ("expansion_held", len(self.arrived)),

@@ -22,6 +22,21 @@ class ReplyError(Exception):
     pass
 
 
+def _link_errors():
+    from respcache.tls import TLSConfigError
+    return (OSError, asyncio.TimeoutError, LinkDown, ReplyError, TLSConfigError)
+
+
+# Whatever opening a tier link can fail with: unreachable, timed out, closed, refused by the
+# peer (WRONGPASS, NOAUTH), or our own TLS files not loading.
+LINK_ERRORS = _link_errors()
+
+
+def describe(exc) -> str:
+    """An exception as a log line's cause: 'ReplyError: WRONGPASS ...'."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 def encode(args) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
@@ -53,7 +68,13 @@ class RespConnection(asyncio.Protocol):
             loop.create_connection(lambda: cls(on_push, on_lost), host, port, ssl=ssl,
                                    server_hostname=host if ssl is not None else None), timeout)
         if password:
-            await asyncio.wait_for(proto.call(b"AUTH", *password.split(None, 1)), timeout)
+            try:
+                await asyncio.wait_for(proto.call(b"AUTH", *password.split(None, 1)), timeout)
+            except BaseException:
+                # Refused (WRONGPASS) or no answer: do not leave a connection open behind us.
+                proto.on_lost = None
+                proto.close()
+                raise
         return proto
 
     # asyncio callbacks
@@ -153,7 +174,10 @@ class RespConnection(asyncio.Protocol):
 def link_options(values) -> dict:
     """What every link a node opens to another tier needs from its config: the credentials
     (`downstream-auth`) and, with `tls-downstream yes`, a TLS context that checks the peer
-    against tls-ca-cert-file and presents tls-client-cert-file (or tls-cert-file)."""
+    against tls-ca-cert-file and presents tls-client-cert-file (or tls-cert-file).
+
+    Call it at each connect, so that CONFIG SET of these takes effect on the next connection.
+    Raises respcache.tls.TLSConfigError (see LINK_ERRORS) when the TLS files do not load."""
     from respcache.tls import client_context
     return {"password": values["downstream-auth"] or None,
             "ssl": client_context(values) if values["tls-downstream"] else None}
