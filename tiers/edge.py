@@ -31,6 +31,7 @@ import os
 import time
 from collections import deque
 
+from respcache.tls import TLS_FILE_DIRECTIVES
 from shm_lru import OP_DEL, OP_EVICTED, OP_EXPIRE, OP_EXPIRED, OP_SET  # noqa: F401
 
 from .link import (ANNOUNCE_CHANNEL, INVALIDATE_CHANNEL, OP_DELETE, OP_DEMOTE, OP_WRITE, RespLink,
@@ -139,8 +140,12 @@ class Edge:
         self.server = server
         self.table = server.table
         self.queue_event = asyncio.Event()
+        # Credentials and TLS context are read at every connect: CONFIG SET of downstream-auth
+        # or tls-client-cert-file applies to the next connection (a relay that kills the link
+        # after rotating the tier password gets the new one).
+        link_options(self.values)          # a TLS file that does not load fails the start
         self.link = RespLink("edge link", self.values["relay"], server.log, origin=self.id,
-                             **link_options(self.values))
+                             options=lambda: link_options(self.values))
         self.readthrough = EdgeReadThrough(self)
         # One journal reader per box: with `workers N` only worker 0 ships and subscribes.
         self.shipper = server.worker_index == 0
@@ -184,6 +189,11 @@ class Edge:
                 server.miss_handler = None
         if "downstream-timeout" in names:
             self.readthrough.timeout = self.values["downstream-timeout"] / 1000.0
+        if "downstream-auth" in names or any(n in TLS_FILE_DIRECTIVES for n in names):
+            server.log.info("tiers: downstream credentials changed; the link to the relay uses "
+                            "them from its next connection")
+            self.link.credentials_changed()
+            link_options(self.values)      # TLS files that do not load: CONFIG SET says so
         if "edge-prefetch" in names and self.shipper and self.values["edge-prefetch"]:
             self.link.subscribe({ANNOUNCE_CHANNEL: self._on_announce})
 

@@ -22,7 +22,7 @@ import time
 
 import hiredis
 
-from .wire import LinkDown, ReplyError, RespConnection, encode
+from .wire import LINK_ERRORS, LinkDown, ReplyError, RespConnection, describe, encode
 
 OP_WRITE = b"S"      # a write: overwrite downstream, other edges drop their copies
 OP_DELETE = b"D"     # a delete: downstream deletes everywhere, other edges drop their copies
@@ -106,11 +106,16 @@ class Link:
 
 
 class RespLink(Link):
-    def __init__(self, name, targets, log, password=None, origin=b"", ssl=None):
+    def __init__(self, name, targets, log, password=None, origin=b"", ssl=None, options=None):
+        """`options`, when given, is called at every connect for {"password", "ssl"} (see
+        wire.link_options): CONFIG SET of downstream-auth or tls-* then applies to the next
+        connection. Without it, `password` and `ssl` are used for every connection."""
         self.name = name
         self.log = log
         self.password = password or None
         self.ssl = ssl
+        self.options = options
+        self.retry = asyncio.Event()   # credentials changed: a link that is down retries now
         self.origin = origin
         self.targets = [parse_address(t) for t in targets]
         self.conn = None
@@ -174,15 +179,28 @@ class RespLink(Link):
             lost = asyncio.Event()
             try:
                 await self._connect(lost)
-            except (OSError, asyncio.TimeoutError, LinkDown, ReplyError) as exc:
+            except LINK_ERRORS as exc:
                 self._note_error(exc)
-                self.log.warning("%s: cannot reach downstream %s (%s); retrying in %.2f s",
-                                 self.name, self._target_names(), self.last_error, backoff)
+                self.up = False
+                if isinstance(exc, ReplyError):
+                    what = "refused the link"      # WRONGPASS, NOAUTH: say it is credentials
+                elif isinstance(exc, ValueError):
+                    what = "cannot be reached with this TLS configuration"
+                else:
+                    what = "cannot be reached"
+                self.log.warning("%s: downstream %s %s (%s); retrying in %.2f s",
+                                 self.name, self._target_names(), what, self.last_error, backoff)
                 self.changed.clear()
-                try:
-                    await asyncio.wait_for(self.changed.wait(), backoff)
-                    backoff = BACKOFF_START   # new targets: try them at once
-                except asyncio.TimeoutError:
+                self.retry.clear()
+                changed = asyncio.ensure_future(self.changed.wait())
+                retry = asyncio.ensure_future(self.retry.wait())
+                done, _ = await asyncio.wait([changed, retry], timeout=backoff,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+                retry.cancel()
+                if done:
+                    backoff = BACKOFF_START   # new targets or credentials: try them at once
+                else:
                     backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
             backoff = BACKOFF_START
@@ -202,19 +220,34 @@ class RespLink(Link):
     def _target_names(self):
         return " ".join(f"{h}:{p}" for h, p in self.targets)
 
+    def credentials_changed(self):
+        """downstream-auth or the TLS files changed: the next connection uses them (a link that
+        is up keeps its connections; one that is down retries at once)."""
+        self.retry.set()
+
+    def _link_options(self) -> dict:
+        if self.options is not None:
+            return self.options()      # may raise TLSConfigError
+        return {"password": self.password, "ssl": self.ssl}
+
     async def _connect(self, lost):
         last = None
+        options = self._link_options()
         for host, port in list(self.targets):
+            conn = sub = None
             try:
                 conn = await RespConnection.open(host, port, CONNECT_TIMEOUT,
-                                                 on_lost=lambda exc: lost.set(),
-                                                 password=self.password, ssl=self.ssl)
+                                                 on_lost=lambda exc: lost.set(), **options)
                 sub = await RespConnection.open(host, port, CONNECT_TIMEOUT,
                                                 on_push=self._on_push,
-                                                on_lost=lambda exc: lost.set(),
-                                                password=self.password, ssl=self.ssl)
+                                                on_lost=lambda exc: lost.set(), **options)
                 await asyncio.wait_for(conn.call(b"PING"), CONNECT_TIMEOUT)
-            except (OSError, asyncio.TimeoutError, LinkDown, ReplyError) as exc:
+            except LINK_ERRORS as exc:
+                for opened in (conn, sub):
+                    if opened is not None:
+                        opened.on_lost = None
+                        opened.close()
+                lost.clear()
                 last = exc
                 continue
             self.conn, self.sub, self.current = conn, sub, (host, port)
@@ -236,7 +269,7 @@ class RespLink(Link):
 
     def _note_error(self, exc):
         self.errors += 1
-        self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        self.last_error = describe(exc)
 
     # ---- data ----------------------------------------------------------------------------------
     def _data(self):
