@@ -48,13 +48,31 @@ class Node:
         self.log_path = os.path.join(str(tmp_path), f"{self.name}.log")
         lines = [f"role {role}", f"port {self.port}", "bind 127.0.0.1",
                  f"shm-name {self.shm_name}", f"shm-capacity {capacity}", "loglevel verbose"]
-        for key, value in directives.items():
+        self.base_lines = lines
+        self.directives = dict(directives)
+        self.client_kwargs = {}     # e.g. {"password": ...} when the node requires AUTH
+        self._write_conf()
+        self.proc = None
+        self.start()
+
+    def _write_conf(self):
+        lines = list(self.base_lines)
+        for key, value in self.directives.items():
             if value is None:
                 continue
-            lines.append(f"{key} {value}")
+            # A list is one line per item (several `user` lines, say).
+            for item in (value if isinstance(value, (list, tuple)) else [value]):
+                lines.append(f"{key} {item}")
         with open(self.conf_path, "w") as handle:
             handle.write("\n".join(lines) + "\n")
-        self.proc = None
+
+    def reconfigure(self, **directives):
+        """Rewrite the config file with these directives changed (None removes one), then
+        restart the node on the same port."""
+        for key, value in _dash(directives).items():
+            self.directives[key] = value
+        self.stop()
+        self._write_conf()
         self.start()
 
     def start(self):
@@ -75,6 +93,8 @@ class Node:
 
     def client(self, **kwargs) -> redis.Redis:
         kwargs.setdefault("socket_timeout", 5)
+        for key, value in self.client_kwargs.items():
+            kwargs.setdefault(key, value)
         return redis.Redis(host="127.0.0.1", port=self.port, **kwargs)
 
     def tiers(self) -> dict:
