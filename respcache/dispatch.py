@@ -101,15 +101,28 @@ class Dispatch:
         return resp.error(f"ERR internal error in '{cmd.fullname}': {exc}")
 
     def acl_denied(self, cmd, args):
+        """The NOPERM reply for a restricted user (commands, then keys, then channels, as Redis
+        checks them), recorded in ACL LOG; None when the command may run."""
         user = self.acl_user
         if not user.may_run(cmd, args):
             name = cmd.name if not cmd.subcommands or len(args) < 2 else \
                 f"{cmd.name}|{args[1].decode('utf-8', 'replace').lower()}"
+            self.acl_log_denial(cmd, "command", name.encode())
             return resp.error(errors.NOPERM_COMMAND.format(name))
         for key in cmd.keys(args):
             if not user.may_access(key):
+                self.acl_log_denial(cmd, "key", key)
                 return resp.error(errors.NOPERM_KEY)
+        if not user.all_channels:
+            channel = user.denied_channel(cmd, args)
+            if channel is not None:
+                self.acl_log_denial(cmd, "channel", channel)
+                return resp.error(errors.NOPERM_CHANNEL)
         return None
+
+    def acl_log_denial(self, cmd, reason, obj):
+        self.last_command = cmd.name  # Redis's client-info shows the refused command as cmd=
+        self.server.acl.log.add(self, reason, obj, self.user)
 
     def log_in(self, user):
         self.authenticated = True

@@ -32,7 +32,29 @@ AUTH_NOT_CONFIGURED = (
     "Are you sure your configuration is correct?")
 NOPERM_COMMAND = "NOPERM this user has no permissions to run the '{}' command"
 NOPERM_KEY = "NOPERM this user has no permissions to access one of the keys used as arguments"
+NOPERM_CHANNEL = ("NOPERM this user has no permissions to access one of the channels used as "
+                  "arguments")
 MAX_CLIENTS = "ERR max number of clients reached"
+# ACL
+ACL_SETUSER_RULE = "ERR Error in ACL SETUSER modifier '{}': {}"
+ACL_BAD_USERNAME = "ERR Usernames can't contain spaces or null characters"
+ACL_DELETE_DEFAULT = "ERR The 'default' user cannot be removed"
+ACL_UNKNOWN_CATEGORY = "ERR Unknown category '{}'"
+SUBCOMMAND_SYNTAX = "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP."
+# Why a rule was refused, as Redis's ACLSetUserStringError words it (keyed by acl.RuleError.kind).
+ACL_RULE_REASONS = {
+    "unknown": "Unknown command or category name in ACL",
+    "syntax": "Syntax error",
+    "keys-after-all": ("Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid "
+                       "and does not have any effect. Try 'resetkeys' to start with an empty list "
+                       "of patterns"),
+    "channels-after-all": ("Adding a pattern after the * pattern (or the 'allchannels' flag) is "
+                           "not valid and does not have any effect. Try 'resetchannels' to start "
+                           "with an empty list of channels"),
+    "no-such-password": "The password you are trying to remove from the user does not exist",
+    "bad-hash": ("The password hash must be exactly 64 characters and contain only lowercase "
+                 "hexadecimal characters"),
+}
 STRING_TOO_LONG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 OFFSET_OUT_OF_RANGE = "ERR offset is out of range"
 NOT_A_NUMBER_TIMEOUT = "ERR timeout is not an integer or out of range"

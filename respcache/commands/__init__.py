@@ -1,7 +1,7 @@
 """Command families, one module each; importing a module registers its commands."""
 
 FAMILIES = ("strings", "keyspace", "hashes", "pubsub", "transactions", "connection", "server",
-            "introspection")
+            "introspection", "acl")
 
 
 def load_all():
