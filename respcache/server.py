@@ -190,8 +190,9 @@ class Server:
             from .log import set_level
             set_level(self.log, values["loglevel"])
         if "requirepass" in names:
-            # Connections already authenticated stay so (Redis keeps them too).
-            self.acl = AclTable(values)
+            # As Redis: the default user gets resetpass then >new (nopass when empty); other users,
+            # and rules ACL SETUSER gave, stay. Connections already authenticated stay so too.
+            self.acl.set_default_password(values["requirepass"])
         from .tls import TLS_FILE_DIRECTIVES
         if self.tls_context is not None and any(n in TLS_FILE_DIRECTIVES for n in names):
             from .tls import server_context
