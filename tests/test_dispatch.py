@@ -103,6 +103,11 @@ def test_monitor_sees_data_commands_of_other_connections(server):
     # the replies to what came before the bad request are sent first
     (b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*2\r\n$3\r\nGET\r\n:1\r\n",
      b"+PONG\r\n$-1\r\n-ERR Protocol error: expected '$', got ':'\r\n"),
+    # the C loop parses one request ahead: an error there waits until the requests before ran
+    (b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*x\r\n",
+     b"$-1\r\n+OK\r\n-ERR Protocol error: invalid multibulk length\r\n"),
+    (b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$-7\r\n",
+     b"$-1\r\n-ERR Protocol error: invalid bulk length\r\n"),
 ])
 def test_odd_arguments_are_protocol_errors_on_either_path(server, payload, expected):
     other = server.client()

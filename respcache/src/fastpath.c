@@ -16,6 +16,13 @@
  * cost more than the table lookup itself. They are the registered handlers, so every path (this
  * loop, execute(), MULTI/EXEC) runs the same code; SET with options is handed to Python.
  *
+ * Parsing one request ahead: before it runs a request, run() takes the next one from the
+ * reader (when the reader holds more) and, if it is a data command with a key, asks shm_lru to
+ * prefetch that key's records. On a pipelined stream the table's cache misses (bucket, then
+ * head record: two dependent loads that were most of SET's table time) then overlap with the
+ * current request instead of stalling the next one. A protocol error met while parsing ahead
+ * is raised only after the current request ran, so replies keep their order.
+ *
  * Reference rule: run() owns the request in hand (`req`) and drops it on every path; every
  * value it returns is a new reference. Entries in the table are borrowed for the length of one
  * request only: the table is never changed while run() is on the stack (registration happens
@@ -25,6 +32,8 @@
 #include <Python.h>
 #include <structmember.h>
 #include <time.h>
+
+#include "lru_capi.h"
 
 #define MAX_COMMANDS 1024  /* command indexes (subcommands included) handed out by the registry */
 
@@ -43,6 +52,9 @@ static PyObject *wrongtype_reply;  /* -WRONGTYPE ... */
 static PyObject *nil_replies;      /* {proto: nil bulk} */
 static PyObject *ok_reply;         /* +OK */
 static PyObject *set_general;      /* strings.set_with_options(conn, argv) */
+
+/* shm_lru's C API (its prefetch hint), imported at module init. */
+static shm_lru_capi *table_api;
 
 /* ---- Entry: what run() needs to know of one command, read without attribute lookups ------ */
 
@@ -163,6 +175,65 @@ reply_for_failure(PyObject *conn, Entry *entry, PyObject *req)
     return reply;
 }
 
+/* ---- parsing ahead -------------------------------------------------------------------------- */
+
+/* What the reader holds after the request in hand, learnt before that request runs. */
+enum ahead_kind {
+    AHEAD_BOUNDARY,   /* nothing more: the reader stands at a request boundary */
+    AHEAD_REQUEST,    /* the next request, parsed (run() holds it in `ahead`) */
+    AHEAD_PARTIAL,    /* part of a request: wait for more bytes */
+    AHEAD_ERROR,      /* a protocol error, kept (type, value, tb) to raise after the request */
+};
+
+struct ahead_state {
+    enum ahead_kind state;
+    PyObject *type, *value, *tb;
+};
+
+/*
+ * Takes the next request from the reader, if it holds one, and prefetches its key when it is a
+ * data command this loop will run. Asked before gets(): once gets() has said False, hiredis may
+ * have taken in a partial request's bytes, and "no data" would no longer mean a boundary.
+ * Returns -1 only on an error that is not the stream's (it is set).
+ */
+static int
+parse_ahead(PyObject *has_data, PyObject *gets, PyObject *table, PyObject *key_table,
+            PyObject **ahead, struct ahead_state *after)
+{
+    PyObject *more = PyObject_CallNoArgs(has_data), *next;
+    Entry *entry;
+    int failed = 0, at_boundary;
+
+    if (more == NULL)
+        return -1;
+    at_boundary = more == Py_False;
+    Py_DECREF(more);
+    if (at_boundary) {
+        after->state = AHEAD_BOUNDARY;
+        return 0;
+    }
+    next = PyObject_CallNoArgs(gets);
+    if (next == NULL) {
+        after->state = AHEAD_ERROR;
+        PyErr_Fetch(&after->type, &after->value, &after->tb);
+        return 0;
+    }
+    if (next == Py_False) {
+        Py_DECREF(next);
+        after->state = AHEAD_PARTIAL;
+        return 0;
+    }
+    after->state = AHEAD_REQUEST;
+    *ahead = next;
+    entry = entry_for(table, next, &failed);
+    if (failed)
+        PyErr_Clear();   /* run() looks again when it comes to this request */
+    else if (entry != NULL && entry->first_key && table_api != NULL
+             && PyList_GET_SIZE(next) > 1)
+        table_api->prefetch(key_table, PyList_GET_ITEM(next, 1));
+    return 0;
+}
+
 /* ---- run ---------------------------------------------------------------------------------- */
 
 PyDoc_STRVAR(run_doc,
@@ -180,6 +251,8 @@ run(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
 {
     PyObject *conn, *reader, *out, *table, *misses, *server;
     PyObject *gets = NULL, *has_data = NULL, *result = NULL;
+    PyObject *key_table = NULL, *ahead = NULL;
+    struct ahead_state after = {AHEAD_BOUNDARY, NULL, NULL, NULL};
     Entry *last = NULL;
     long long slower_than, tick;
 
@@ -205,19 +278,27 @@ run(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     if (gets == NULL || has_data == NULL)
         goto done;
 
+    key_table = PyObject_GetAttr(conn, str_table);
+    if (key_table == NULL)
+        goto done;
     tick = now_ns();
     for (;;) {
-        PyObject *req, *reply, *more;
+        PyObject *req, *reply;
         int failed = 0;
         long long now, usec;
         Entry *entry;
 
-        req = PyObject_CallNoArgs(gets);
-        if (req == NULL)
-            goto done;
-        if (req == Py_False) {
-            result = req;
-            goto done;
+        if (ahead != NULL) {
+            req = ahead;
+            ahead = NULL;
+        } else {
+            req = PyObject_CallNoArgs(gets);
+            if (req == NULL)
+                goto done;
+            if (req == Py_False) {
+                result = req;
+                goto done;
+            }
         }
         entry = entry_for(table, req, &failed);
         if (entry == NULL) {
@@ -235,6 +316,11 @@ run(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
                 goto done;
             }
             Py_DECREF(deferred);
+        }
+
+        if (parse_ahead(has_data, gets, table, key_table, &ahead, &after) < 0) {
+            Py_DECREF(req);
+            goto done;
         }
 
         {
@@ -284,21 +370,30 @@ run(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
         }
         Py_DECREF(req);
 
-        /* Asked after each request: once gets() has said False, hiredis may have taken in a
-         * partial request's bytes, and "no data" would no longer mean a boundary. */
-        more = PyObject_CallNoArgs(has_data);
-        if (more == NULL)
+        switch (after.state) {
+        case AHEAD_REQUEST:
+            continue;
+        case AHEAD_BOUNDARY:
+            result = Py_NewRef(Py_True);
             goto done;
-        if (more == Py_False) {
-            result = Py_True;
-            Py_INCREF(result);
-            Py_DECREF(more);
+        case AHEAD_PARTIAL:
+            result = Py_NewRef(Py_False);
+            goto done;
+        case AHEAD_ERROR:   /* the protocol error parsing ahead met, now that req has run */
+            PyErr_Restore(after.type, after.value, after.tb);
+            after.type = after.value = after.tb = NULL;
             goto done;
         }
-        Py_DECREF(more);
     }
 
 done:
+    Py_XDECREF(ahead);   /* only on an error or a closed connection: the stream is over */
+    if (after.state == AHEAD_ERROR) {
+        Py_XDECREF(after.type);
+        Py_XDECREF(after.value);
+        Py_XDECREF(after.tb);
+    }
+    Py_XDECREF(key_table);
     if (last != NULL) {
         /* Keep an error in flight across the attribute store. */
         PyObject *type, *value, *tb;
@@ -563,6 +658,10 @@ PyInit__fastpath(void)
         || !str_before_command || !str_slowlog_add || !str_table || !str_get || !str_set
         || !str_proto)
         return NULL;
+    /* shm_lru's prefetch hint; without it requests run the same, only without the hint. */
+    table_api = (shm_lru_capi *)PyCapsule_Import(SHM_LRU_CAPI_NAME, 0);
+    if (table_api == NULL)
+        PyErr_Clear();
     module = PyModule_Create(&module_def);
     if (module == NULL)
         return NULL;
@@ -572,7 +671,8 @@ PyInit__fastpath(void)
         Py_DECREF(module);
         return NULL;
     }
-    if (PyModule_AddIntConstant(module, "MAX_COMMANDS", MAX_COMMANDS) < 0) {
+    if (PyModule_AddIntConstant(module, "MAX_COMMANDS", MAX_COMMANDS) < 0 ||
+        PyModule_AddIntConstant(module, "TABLE_PREFETCH", table_api != NULL) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lru_py.h"
+#include "lru_capi.h"
 
 PyObject *ShmLRUError, *SegmentError, *WrongTypeError;
 
@@ -291,6 +292,8 @@ static PyMethodDef Table_methods[] = {
     FAST("expire_at", Table_expire_at, "expire_at(key, abs_ms) -> bool"),
     {"persist", (PyCFunction)Table_persist, METH_O, "persist(key) -> bool"},
     FAST("incrby", Table_incrby, "incrby(key, delta) -> int"),
+    {"prefetch", (PyCFunction)Table_prefetch, METH_O,
+     "prefetch(key): a cache hint for an operation on key coming soon (no lock, no effect)"},
     FASTKW("scan", Table_scan, "scan(cursor=0, match=None, count=10, type=None)"),
     {"random_key", (PyCFunction)Table_random_key, METH_NOARGS, "random_key() -> bytes | None"},
     {"flush", (PyCFunction)Table_flush, METH_NOARGS, "flush() -> int"},
@@ -353,6 +356,13 @@ PyMODINIT_FUNC PyInit__shm_lru(void)
         PyModule_AddIntConstant(m, "LAYOUT_VERSION", LRU_LAYOUT_VERSION) < 0 ||
         PyModule_AddIntConstant(m, "HEAD_OVERHEAD", (long)LRU_HEAD_BYTES) < 0 ||
         PyModule_AddIntConstant(m, "CHAIN_OVERHEAD", (long)LRU_CHAIN_BYTES) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    static shm_lru_capi capi = {table_prefetch};
+    PyObject *capsule = PyCapsule_New(&capi, SHM_LRU_CAPI_NAME, NULL);
+    if (!capsule || PyModule_AddObject(m, "_C_API", capsule) < 0) {
+        Py_XDECREF(capsule);
         Py_DECREF(m);
         return NULL;
     }

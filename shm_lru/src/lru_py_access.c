@@ -526,3 +526,23 @@ PyObject *Table_incrby(TableObject *self, PyObject *const *args, Py_ssize_t narg
         return too_big(self, klen, (size_t)n);
     return PyLong_FromLongLong(value);
 }
+
+/* Table.prefetch(key) and the capsule's prefetch: a hint, so it never raises and takes no
+ * lock. A closed or retired table is left alone (its mapping may be about to go). */
+int table_prefetch(PyObject *table, PyObject *key)
+{
+    if (!PyObject_TypeCheck(table, &TableType) || !PyBytes_Check(key))
+        return 0;
+    TableObject *self = (TableObject *)table;
+    if (!self->open || self->t.hdr->retired)
+        return 0;
+    lru_prefetch_entry(&self->t, lru_hash((const uint8_t *)PyBytes_AS_STRING(key),
+                                          (size_t)PyBytes_GET_SIZE(key)));
+    return 1;
+}
+
+PyObject *Table_prefetch(TableObject *self, PyObject *key_obj)
+{
+    table_prefetch((PyObject *)self, key_obj);
+    Py_RETURN_NONE;
+}

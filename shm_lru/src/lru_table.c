@@ -267,6 +267,23 @@ void lru_prefetch_bucket(lru_table_t *t, uint64_t hash)
     __builtin_prefetch(&buckets(t)[hash & (t->hdr->nbuckets - 1)]);
 }
 
+/* A hint for an operation on this key coming soon (a pipelined request parsed ahead): read
+ * its bucket without the lock, then ask for the head record and the first chain record. A
+ * writer may change the bucket meanwhile: a stale link only prefetches the wrong lines. */
+void lru_prefetch_entry(lru_table_t *t, uint64_t hash)
+{
+    lru_header_t *h = t->hdr;
+    uint32_t link = __atomic_load_n(&buckets(t)[hash & (h->nbuckets - 1)], __ATOMIC_RELAXED);
+    if (!link || link > h->capacity)
+        return;
+    const uint8_t *record = record_at(t, link - 1);
+    for (uint32_t line = 0; line < h->record_size; line += 64)
+        __builtin_prefetch(record + line, 1);
+    uint32_t next = __atomic_load_n(&((const lru_chain_t *)record)->next, __ATOMIC_RELAXED);
+    if (next && next <= h->capacity)
+        __builtin_prefetch(record_at(t, next - 1), 1);
+}
+
 /* Finds a live entry; an expired one met on the way is reclaimed (journal: expired). */
 int lru_find(lru_table_t *t, const uint8_t *key, size_t klen, uint64_t hash, int64_t now,
              lru_entry_t *out)

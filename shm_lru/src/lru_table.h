@@ -13,8 +13,9 @@
  * LOCKING RULE: every function in lru_table.c, lru_journal.c and lru_recover.c that reads or
  * writes the header, buckets, records or journal is called with hdr->lock held, except
  * lru_lock()/lru_unlock() themselves, lru_init()/lru_validate() (which run before the segment is
- * shared or only read constants), lru_prefetch_bucket() (a cache hint that reads nothing back)
- * and the optimistic readers lru_peek()/lru_copy_value_checked().
+ * shared or only read constants), the cache hints lru_prefetch_bucket()/lru_prefetch_entry()
+ * (they only read, and a stale read only prefetches the wrong lines) and the optimistic readers
+ * lru_peek()/lru_copy_value_checked().
  * Those run without the lock under a sequence counter (a seqlock): lru_lock() makes hdr->seq odd
  * and lru_unlock() even again, so a reader that saw the same even value before and after its
  * reads knows no writer touched anything in between; otherwise it retries or takes the lock.
@@ -159,6 +160,7 @@ int lru_read_valid(lru_table_t *t, uint64_t seq);
 void lru_count(lru_table_t *t, int hit);
 void lru_touch(lru_table_t *t, uint32_t index, int64_t now, int force);
 void lru_prefetch_bucket(lru_table_t *t, uint64_t hash);
+void lru_prefetch_entry(lru_table_t *t, uint64_t hash);
 void lru_copy_value(lru_table_t *t, const lru_entry_t *e, uint8_t *dst);
 void lru_copy_key(lru_table_t *t, const lru_entry_t *e, uint8_t *dst);
 int lru_store(lru_table_t *t, const uint8_t *key, size_t klen, uint64_t hash, const uint8_t *val,

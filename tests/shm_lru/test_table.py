@@ -431,3 +431,19 @@ def test_a_full_table_uses_every_record_then_evicts(make_table):
     table.delete(b"k01")
     table.set(b"reuses-a-freed-record", b"v")
     assert len(table) == 64 and table.check() == []
+
+
+def test_prefetch_is_a_hint_that_changes_nothing(make_table):
+    table = make_table(capacity=16, record_size=128, touch_interval_ms=0)
+    for i in range(16):
+        table.set(b"k%02d" % i, b"v%d" % i)
+    before = table.stats()
+    for key in (b"k00", b"missing", b"", b"x" * 1000):
+        assert table.prefetch(key) is None
+    assert table.prefetch("not bytes") is None   # a hint never raises
+    table.set(b"new", b"v")                      # k00 is still the LRU tail: not touched
+    assert not table.exists(b"k00")
+    after = table.stats()
+    assert (after["hits"], after["misses"]) == (before["hits"], before["misses"])
+    table.close()
+    assert table.prefetch(b"k01") is None        # closed: nothing is read
