@@ -108,7 +108,7 @@ class User:
         self.allowed = set()            # full command names
         self.all_commands = False
         self.future_commands = False    # +@all (or allcommands) was the last reset of commands
-        self.command_rules = []         # the +/- rules since then, as ACL LIST prints them
+        self.command_rules = []         # the +@/-@ category rules since then, in order
 
     def clone(self) -> "User":
         copy = User.__new__(User)
@@ -183,14 +183,13 @@ class User:
                 raise RuleError("unknown", rule, f"Unknown command category '{category}'")
             members = {n for n, cats in names.items() if category in cats}
             self.allowed = self.allowed | members if rule[0] == "+" else self.allowed - members
-            self._note_rule(low)
+            self._note_category(low)
         elif rule.startswith(("+", "-")) and len(rule) > 1:
             name = low[1:]
             if name not in names:
                 raise RuleError("unknown", rule, f"Unknown command '{name}'")
             members = {name} | {n for n in names if n.startswith(name + "|")}
             self.allowed = self.allowed | members if rule[0] == "+" else self.allowed - members
-            self._note_rule(low)
         elif low == "reset":
             self.__init__(self.name, pubsub_default_all)
             self.sanitize_payload = True
@@ -208,12 +207,10 @@ class User:
             raise RuleError("no-such-password", rule, f"'{rule}': the user has no such password")
         self.password_hashes.remove(digest)
 
-    def _note_rule(self, rule: str):
-        """Keep ACL LIST's rules as Redis does: a rule replaces earlier ones for the same name
-        (and, for a command, for its subcommands), then goes last."""
-        name = rule[1:]
-        self.command_rules = [r for r in self.command_rules
-                              if r[1:] != name and not r[1:].startswith(name + "|")]
+    def _note_category(self, rule: str):
+        """Category rules are kept in order, a repeated one replacing the earlier (Redis 7.0);
+        single commands are derived from what they change (commands_text)."""
+        self.command_rules = [r for r in self.command_rules if r[1:] != rule[1:]]
         self.command_rules.append(rule)
 
     # ---- checks -----------------------------------------------------------------------------
@@ -275,10 +272,27 @@ class User:
         return " ".join("&" + p.decode("utf-8", "surrogateescape")
                         for p in self.channel_patterns)
 
-    def commands_text(self) -> str:
-        return " ".join(["+@all" if self.future_commands else "-@all"] + self.command_rules)
+    def commands_text(self, names: dict) -> str:
+        """As Redis 7.0 describes commands: +@all or -@all, the category rules in order, then
+        each command (or subcommand) whose permission they do not explain."""
+        rules = ["+@all" if self.future_commands else "-@all"] + self.command_rules
+        implied = set(names) if self.future_commands else set()
+        for rule in self.command_rules:
+            members = {n for n, cats in names.items() if rule[2:] in cats}
+            implied = implied | members if rule[0] == "+" else implied - members
+        for name in names:
+            if "|" in name:
+                continue
+            if (name in self.allowed) != (name in implied):
+                family = {name} | {n for n in names if n.startswith(name + "|")}
+                rules.append(("+" if name in self.allowed else "-") + name)
+                implied = implied | family if name in self.allowed else implied - family
+            for sub in (n for n in names if n.startswith(name + "|")):
+                if (sub in self.allowed) != (sub in implied):
+                    rules.append(("+" if sub in self.allowed else "-") + sub)
+        return " ".join(rules)
 
-    def describe(self) -> str:
+    def describe(self, names: dict) -> str:
         """ACL LIST's line (without the leading `user <name>`), as Redis's ACLDescribeUser."""
         parts = self.flags() + ["#" + h for h in self.password_hashes]
         if self.keys_text():
@@ -286,7 +300,7 @@ class User:
         parts.append("&*" if self.all_channels else " ".join(
             ["resetchannels"] + ["&" + p.decode("utf-8", "surrogateescape")
                                  for p in self.channel_patterns]))
-        parts.append(self.commands_text())
+        parts.append(self.commands_text(names))
         return " ".join(parts)
 
 

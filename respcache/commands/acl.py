@@ -83,14 +83,24 @@ def _subscriptions_allowed(conn, user) -> bool:
             and all(user.may_use_channel(p, True) for p in conn.patterns))
 
 
-def _close_after_reply(conn, reply):
-    loop = conn.server.loop
+def _reply_then_close(conn, reply):
+    """The caller deleted its own user: its reply goes out, then the connection closes and
+    nothing it pipelined after runs (Redis's CLOSE_AFTER_COMMAND). A deferred reply makes the
+    connection send what came before and stop reading; the reply is written here, then closed."""
+    final = conn.server.loop.create_future()
+
+    def finish(value):
+        if not conn.closing:
+            conn.transport.write(value)
+            conn.close()
+        final.set_result(b"")
+
     if isinstance(reply, bytes):
-        loop.call_soon(conn.close)
+        conn.server.loop.call_soon(finish, reply)
     else:
-        # Registered before the connection's own callback, so the close is queued after it.
-        reply.add_done_callback(lambda _: loop.call_soon(conn.close))
-    return reply
+        reply.add_done_callback(lambda done: finish(
+            done.result() if done.exception() is None else resp.error(str(done.exception()))))
+    return final
 
 
 @bus_op(b"acl-setuser")
@@ -116,7 +126,8 @@ def _sorted_users(server):
 
 @subcommand(ACL, "list", 2, "admin noscript loading stale")
 def acl_list(conn, args):
-    return resp.bulk_array([f"user {u.name} {u.describe()}".encode("utf-8", "surrogateescape")
+    names = conn.server.acl.names
+    return resp.bulk_array([f"user {u.name} {u.describe(names)}".encode("utf-8", "surrogateescape")
                             for u in _sorted_users(conn.server)])
 
 
@@ -158,7 +169,7 @@ def acl_deluser(conn, args):
     count, caller_goes = delete_users(conn.server, names, caller=conn)
     reply = across_workers(conn.server, b"acl-deluser", args[2:], count,
                            lambda local, peers: resp.integer(local))
-    return _close_after_reply(conn, reply) if caller_goes else reply
+    return _reply_then_close(conn, reply) if caller_goes else reply
 
 
 @subcommand(ACL, "getuser", 3, "admin noscript loading stale")
@@ -168,7 +179,7 @@ def acl_getuser(conn, args):
         return resp.NIL[conn.proto]
     fields = [(b"flags", resp.set_of([resp.bulk(f.encode()) for f in user.flags()], conn.proto)),
               (b"passwords", resp.bulk_array([h.encode() for h in user.password_hashes])),
-              (b"commands", resp.bulk(user.commands_text().encode())),
+              (b"commands", resp.bulk(user.commands_text(conn.server.acl.names).encode())),
               (b"keys", resp.bulk(user.keys_text().encode("utf-8", "surrogateescape"))),
               (b"channels", resp.bulk(user.channels_text().encode("utf-8", "surrogateescape"))),
               (b"selectors", resp.EMPTY_ARRAY)]
