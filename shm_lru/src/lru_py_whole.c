@@ -10,6 +10,9 @@
 
 #include "lru_py.h"
 
+/* SCAN takes the table lock again after this many buckets (a power of two). */
+#define SCAN_LOCK_CHUNK 4096ULL
+
 /* ---- whole-table operations ------------------------------------------------------------- */
 
 Py_ssize_t Table_len(TableObject *self)
@@ -45,13 +48,35 @@ PyObject *Table_scan(TableObject *self, PyObject *const *args, Py_ssize_t nargs,
         count = 1;
     if ((unsigned long long)count > h->nbuckets)
         count = h->nbuckets;
-    /* As Redis: visit buckets until `count` keys were seen (before MATCH/TYPE filtering) or
-     * ten times `count` buckets were visited, whichever comes first. */
-    long long budget = count * 10, seen = 0;
+    /* As Redis: visit buckets until `count` keys were seen (before MATCH/TYPE filtering) or the
+     * bucket budget is spent, whichever comes first. Redis's dict is sized to its keys, so ten
+     * buckets per COUNT finds about COUNT keys there; this table has a fixed number of buckets,
+     * mostly empty when it holds few keys, so the budget also covers the buckets expected to hold
+     * COUNT keys at the current fill (nbuckets / entries per key), capped at the whole table.
+     * The cursor stays the next bucket's index: the table never resizes, so a full iteration
+     * still returns every key present throughout. The lock is dropped between chunks of buckets
+     * (never inside one) so a sparse table's long sweep does not hold off the writers. */
     int64_t now = lru_now_ms();
     LOCK_OR_FAIL(self);
-    unsigned long long b = cursor;
-    for (long long n = 0; n < budget && seen < count && b < h->nbuckets; n++, b++) {
+    unsigned long long nb = h->nbuckets;
+    unsigned long long entries = h->entries ? h->entries : 1;
+    unsigned long long budget = (unsigned long long)count * 10;
+    unsigned long long spread = (unsigned long long)count * nb / entries;
+    if (spread > budget)
+        budget = spread;
+    if (budget > nb)
+        budget = nb;
+    long long seen = 0;
+    unsigned long long b = cursor, n = 0;
+    for (; n < budget && seen < count && b < nb; n++, b++) {
+        if (n && (n & (SCAN_LOCK_CHUNK - 1)) == 0) {
+            lru_unlock(&self->t);
+            if (lru_lock(&self->t) != 0) {
+                PyErr_SetString(ShmLRUError, "cannot take the table lock");
+                Py_DECREF(keys);
+                return NULL;
+            }
+        }
         uint32_t guard = h->capacity;
         for (uint32_t link = lru_bucket_first(&self->t, (uint32_t)b); link && guard--;) {
             lru_entry_t e = {link - 1, lru_head_at(&self->t, link - 1)};
@@ -76,7 +101,7 @@ PyObject *Table_scan(TableObject *self, PyObject *const *args, Py_ssize_t nargs,
         }
     }
     lru_unlock(&self->t);
-    return Py_BuildValue("(KN)", b >= h->nbuckets ? 0ULL : b, keys);
+    return Py_BuildValue("(KN)", b >= nb ? 0ULL : b, keys);
 fail:
     lru_unlock(&self->t);
     Py_DECREF(keys);
