@@ -334,6 +334,14 @@ class RespLink(Link):
             self.sub.send_noreply(b"SUBSCRIBE", *new)
 
     def _on_push(self, frame):
+        if isinstance(frame, ReplyError):
+            # SUBSCRIBE refused (say NOPERM: a tier user with no &channel rule, the default
+            # for new users in Redis 7): coherence messages will not come, which must be loud.
+            self._note_error(frame)
+            self.log.warning("%s: downstream %s refused the coherence subscription (%s): "
+                             "edges will not hear of changes elsewhere", self.name,
+                             "%s:%d" % self.current if self.current else "?", frame)
+            return
         if isinstance(frame, list) and len(frame) == 3 and frame[0] == b"message":
             handler = self.handlers.get(frame[1])
             if handler is not None:

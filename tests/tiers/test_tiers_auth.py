@@ -14,7 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from make_certs import make_all  # noqa: E402
 
-TIER_USER = "tier on >{} ~* +@all"
+# &*: tier links SUBSCRIBE to coherence channels, and Redis 7 users start with no channels.
+TIER_USER = "tier on >{} ~* &* +@all"
 
 
 def log_lines(node, *words):
@@ -203,3 +204,19 @@ def test_tls_client_files_that_do_not_load_are_refused_by_config_set(topo, certs
                                    f"{certs}/missing.crt", "tls-client-key-file",
                                    f"{certs}/missing.key")
     assert edge.alive()
+
+
+def test_an_edge_whose_tier_user_may_not_subscribe_says_so(topo):
+    """A tier user without channel rights (Redis 7's default for new users) gets NOPERM for the
+    coherence SUBSCRIBE: the edge must say so, not go quietly stale."""
+    relay = topo.relay(user="tier on >pw ~* +@all")
+    edge = topo.edge(downstream_auth='"tier pw"')
+    wait_until(lambda: log_lines(edge, "refused the coherence subscription", "NOPERM"), 10,
+               what="the edge logs the refused SUBSCRIBE")
+    assert "NOPERM" in edge.tiers()["link_last_error"]
+    relay_ok = topo.relay(user=TIER_USER.format("pw"))
+    edge_ok = topo.edge(relay=[relay_ok], downstream_auth='"tier pw"')
+    with edge_ok.client() as client:
+        client.set("k:sub", "1")
+    relay_reads(relay_ok, "k:sub", b"1")
+    assert not log_lines(edge_ok, "refused the coherence subscription")
