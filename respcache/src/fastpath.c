@@ -17,11 +17,12 @@
  * loop, execute(), MULTI/EXEC) runs the same code; SET with options is handed to Python.
  *
  * Parsing one request ahead: before it runs a request, run() takes the next one from the
- * reader (when the reader holds more) and, if it is a data command with a key, asks shm_lru to
- * prefetch that key's records. On a pipelined stream the table's cache misses (bucket, then
- * head record: two dependent loads that were most of SET's table time) then overlap with the
- * current request instead of stalling the next one. A protocol error met while parsing ahead
- * is raised only after the current request ran, so replies keep their order.
+ * reader (when the reader holds more) and, if it is a data command with a key, asks shm_lru for
+ * that key's bucket; when the next request's turn comes, it asks for its records (the bucket is
+ * in cache by then) before the handler starts. The table's cache misses (bucket, then head
+ * record: two dependent loads that were most of SET's table time) so overlap with work instead
+ * of stalling one after the other. A protocol error met while parsing ahead is raised only
+ * after the current request ran, so replies keep their order.
  *
  * Reference rule: run() owns the request in hand (`req`) and drops it on every path; every
  * value it returns is a new reference. Entries in the table are borrowed for the length of one
@@ -230,7 +231,7 @@ parse_ahead(PyObject *has_data, PyObject *gets, PyObject *table, PyObject *key_t
         PyErr_Clear();   /* run() looks again when it comes to this request */
     else if (entry != NULL && entry->first_key && table_api != NULL
              && PyList_GET_SIZE(next) > 1)
-        table_api->prefetch(key_table, PyList_GET_ITEM(next, 1));
+        table_api->prefetch_bucket(key_table, PyList_GET_ITEM(next, 1));
     return 0;
 }
 
@@ -318,6 +319,9 @@ run(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
             Py_DECREF(deferred);
         }
 
+        /* Its bucket was asked for while the request before ran: now the records. */
+        if (entry->first_key && table_api != NULL && PyList_GET_SIZE(req) > 1)
+            table_api->prefetch(key_table, PyList_GET_ITEM(req, 1));
         if (parse_ahead(has_data, gets, table, key_table, &ahead, &after) < 0) {
             Py_DECREF(req);
             goto done;

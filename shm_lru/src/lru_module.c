@@ -359,7 +359,7 @@ PyMODINIT_FUNC PyInit__shm_lru(void)
         Py_DECREF(m);
         return NULL;
     }
-    static shm_lru_capi capi = {table_prefetch};
+    static shm_lru_capi capi = {table_prefetch, table_prefetch_bucket};
     PyObject *capsule = PyCapsule_New(&capi, SHM_LRU_CAPI_NAME, NULL);
     if (!capsule || PyModule_AddObject(m, "_C_API", capsule) < 0) {
         Py_XDECREF(capsule);

@@ -68,6 +68,7 @@ PyObject *Table_persist(TableObject *self, PyObject *key_obj);
 PyObject *Table_incrby(TableObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *Table_prefetch(TableObject *self, PyObject *key_obj);
 int table_prefetch(PyObject *table, PyObject *key);
+int table_prefetch_bucket(PyObject *table, PyObject *key);
 
 /* lru_py_whole.c */
 Py_ssize_t Table_len(TableObject *self);

@@ -529,16 +529,33 @@ PyObject *Table_incrby(TableObject *self, PyObject *const *args, Py_ssize_t narg
 
 /* Table.prefetch(key) and the capsule's prefetch: a hint, so it never raises and takes no
  * lock. A closed or retired table is left alone (its mapping may be about to go). */
-int table_prefetch(PyObject *table, PyObject *key)
+static TableObject *hint_target(PyObject *table, PyObject *key, uint64_t *hash)
 {
     if (!PyObject_TypeCheck(table, &TableType) || !PyBytes_Check(key))
-        return 0;
+        return NULL;
     TableObject *self = (TableObject *)table;
     if (!self->open || self->t.hdr->retired)
-        return 0;
-    lru_prefetch_entry(&self->t, lru_hash((const uint8_t *)PyBytes_AS_STRING(key),
-                                          (size_t)PyBytes_GET_SIZE(key)));
-    return 1;
+        return NULL;
+    *hash = lru_hash((const uint8_t *)PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key));
+    return self;
+}
+
+int table_prefetch(PyObject *table, PyObject *key)
+{
+    uint64_t hash;
+    TableObject *self = hint_target(table, key, &hash);
+    if (self)
+        lru_prefetch_entry(&self->t, hash);
+    return self != NULL;
+}
+
+int table_prefetch_bucket(PyObject *table, PyObject *key)
+{
+    uint64_t hash;
+    TableObject *self = hint_target(table, key, &hash);
+    if (self)
+        lru_prefetch_bucket(&self->t, hash);
+    return self != NULL;
 }
 
 PyObject *Table_prefetch(TableObject *self, PyObject *key_obj)

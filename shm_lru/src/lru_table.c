@@ -268,7 +268,8 @@ void lru_prefetch_bucket(lru_table_t *t, uint64_t hash)
 }
 
 /* A hint for an operation on this key coming soon (a pipelined request parsed ahead): read
- * its bucket without the lock, then ask for the head record and the first chain record. A
+ * its bucket without the lock, then ask for the head record's lines. Nothing in the record is
+ * read (that would wait for it); lru_find asks for a chain record once it has the head. A
  * writer may change the bucket meanwhile: a stale link only prefetches the wrong lines. */
 void lru_prefetch_entry(lru_table_t *t, uint64_t hash)
 {
@@ -279,9 +280,6 @@ void lru_prefetch_entry(lru_table_t *t, uint64_t hash)
     const uint8_t *record = record_at(t, link - 1);
     for (uint32_t line = 0; line < h->record_size; line += 64)
         __builtin_prefetch(record + line, 1);
-    uint32_t next = __atomic_load_n(&((const lru_chain_t *)record)->next, __ATOMIC_RELAXED);
-    if (next && next <= h->capacity)
-        __builtin_prefetch(record_at(t, next - 1), 1);
 }
 
 /* Finds a live entry; an expired one met on the way is reclaimed (journal: expired). */
