@@ -46,19 +46,26 @@ _MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000 ** 2, "mb": 102
 
 
 def parse_memory(text: str) -> int:
-    low = text.strip().lower()
+    """Redis memtoull: ASCII digits then an optional unit (any case); no sign, no spaces."""
+    low = text.lower()
     digits = low.rstrip("kmgb")
     unit = low[len(digits):]
-    if unit not in _MEMORY_UNITS or not digits.lstrip("-").isdigit():
+    if unit not in _MEMORY_UNITS or not (digits.isascii() and digits.isdigit()):
         raise ValueError("argument must be a memory value")
     return int(digits) * _MEMORY_UNITS[unit]
 
 
 def parse_int(text: str) -> int:
-    try:
-        return int(text, 10)
-    except ValueError:
-        raise ValueError("argument couldn't be parsed into an integer") from None
+    """Redis string2ll: optional '-', ASCII digits without leading zeros, int64 range.
+
+    int() would take '1_0', ' 5' and '+100', which Redis refuses."""
+    body = text[1:] if text[:1] == "-" else text
+    if text != "0" and not (body.isascii() and body.isdigit() and body[0] != "0"):
+        raise ValueError("argument couldn't be parsed into an integer")
+    value = int(text, 10)
+    if not -(2 ** 63) <= value < 2 ** 63:
+        raise ValueError("argument couldn't be parsed into an integer")
+    return value
 
 
 def parse_bool(text: str) -> bool:

@@ -170,3 +170,48 @@ def test_port_in_use_fails_with_a_clear_message(start_server):
     out = run_cli("--port", str(srv.port), "--shm-name", f"rc-test-dup-{free_port()}")
     assert out.returncode == 1
     assert f"Could not create server TCP listening socket 127.0.0.1:{srv.port}" in out.stdout
+
+
+@pytest.mark.parametrize("text", ["1_0", " 5", "5 ", "+100", "-0", "010", "0x10",
+                                  "99999999999999999999", ""])
+def test_config_set_integer_is_parsed_as_redis_string2ll(server, real_redis, text):
+    ours = server.client(decode_responses=True)
+    theirs = redis.Redis(port=real_redis, decode_responses=True)
+    errors = []
+    for client in (ours, theirs):
+        with pytest.raises(redis.ResponseError) as caught:
+            client.config_set("timeout", text)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    assert "argument couldn't be parsed into an integer" in errors[0]
+    assert ours.config_get("timeout") == {"timeout": "0"}
+
+
+@pytest.mark.parametrize("text", [" 2mb", "+2mb", "-2mb", "2_0mb", "2 mb"])
+def test_config_set_memory_refuses_what_redis_refuses(server, real_redis, text):
+    errors = []
+    for client in (server.client(decode_responses=True),
+                   redis.Redis(port=real_redis, decode_responses=True)):
+        with pytest.raises(redis.ResponseError) as caught:
+            client.config_set("proto-max-bulk-len", text)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+
+
+def test_config_file_integer_is_strict(tmp_path):
+    conf = tmp_path / "t.conf"
+    conf.write_text("timeout 1_0\n")
+    out = run_cli(str(conf))
+    assert out.returncode == 1
+    assert "directive 'timeout': argument couldn't be parsed into an integer" in out.stderr
+
+
+def test_debug_sleep_reads_its_argument_as_c_atof(server):
+    # Redis reads DEBUG SLEEP's seconds with atof: '1_0' is 1 second (float() made it 10) and
+    # a non-number is 0, replied OK.
+    client = server.client(socket_timeout=5)
+    started = time.monotonic()
+    assert client.execute_command("DEBUG", "SLEEP", "0_5") == b"OK"
+    assert time.monotonic() - started < 2
+    assert client.execute_command("DEBUG", "SLEEP", "abc") == b"OK"
+    assert client.execute_command("DEBUG", "SLEEP", "0.2x") == b"OK"

@@ -6,6 +6,8 @@ command counters, SLOWLOG gathers every worker's entries, CONFIG SET is applied 
 
 from __future__ import annotations
 
+import math
+import re
 import time
 
 from .. import errors, resp
@@ -354,12 +356,30 @@ def object_help(conn, args):
 DEBUG = container("debug", -2, "", group="server")
 
 
+_STRTOD_PREFIX = re.compile(
+    rb"\s*([+-]?(?:0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+    rb"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?))")
+
+
+def _atof(raw: bytes) -> float:
+    """C atof, as Redis's DEBUG SLEEP reads its argument: the longest number at the start, else 0.
+
+    float() would read '1_0' as 10 where Redis sleeps 1 second; 'abc' is 0, no error, as Redis.
+    inf/nan (which Redis's usleep cannot use either) are 0 too."""
+    match = _STRTOD_PREFIX.match(raw)
+    if not match:
+        return 0.0
+    text = match.group(1).decode()
+    try:
+        value = float.fromhex(text) if "x" in text.lower() else float(text)
+    except (ValueError, OverflowError):
+        return 0.0
+    return value if math.isfinite(value) else 0.0
+
+
 @subcommand(DEBUG, "sleep", 3, "admin noscript loading stale")
 def debug_sleep(conn, args):
-    try:
-        seconds = float(args[2])
-    except ValueError:
-        raise CommandError(errors.NOT_FLOAT) from None
+    seconds = _atof(args[2])
     # A deferred reply: this client waits, every other client keeps being served.
     future = conn.server.loop.create_future()
     conn.server.loop.call_later(max(0.0, seconds), lambda: future.done() or
