@@ -28,11 +28,18 @@ class ConfigError(Exception):
         super().__init__(reason)
         self.reason, self.file, self.line_no = reason, file, line_no
         self.line, self.directive = line, directive
+        self.included_from = []   # (file, line) of each include that led to self.file
 
     def report(self) -> str:
-        where = (f"Reading the configuration file {self.file}, at line {self.line_no}"
-                 if self.file else f"Reading the command line, at argument {self.line_no}")
+        if not self.file:
+            where = f"Reading the command line, at argument {self.line_no}"
+        elif self.line_no is None:  # the file itself could not be read: no line to name
+            where = f"Reading the configuration file {self.file}"
+        else:
+            where = f"Reading the configuration file {self.file}, at line {self.line_no}"
         parts = ["", f"*** FATAL CONFIG FILE ERROR (respcache {VERSION}) ***", where]
+        parts += [f"(included from {file}, at line {number})"
+                  for file, number in self.included_from]
         if self.line is not None:
             parts.append(f">>> '{self.line}'")
         parts.append(f"directive '{self.directive}': {self.reason}" if self.directive
@@ -299,7 +306,14 @@ class Config:
                     raise ConfigError("wrong number of arguments", path, number, line, "include")
                 target = args[1] if os.path.isabs(args[1]) else os.path.join(
                     os.path.dirname(path), args[1])
-                self._read_file(target, depth + 1)
+                try:
+                    self._read_file(target, depth + 1)
+                except ConfigError as exc:
+                    if exc.file == target and exc.line_no is None:
+                        # The included file could not be opened: the include line is at fault.
+                        raise ConfigError(exc.reason, path, number, line, "include") from None
+                    exc.included_from.append((path, number))
+                    raise
                 continue
             self._apply(name, args[1:], path, number, line)
 

@@ -215,3 +215,35 @@ def test_debug_sleep_reads_its_argument_as_c_atof(server):
     assert time.monotonic() - started < 2
     assert client.execute_command("DEBUG", "SLEEP", "abc") == b"OK"
     assert client.execute_command("DEBUG", "SLEEP", "0.2x") == b"OK"
+
+
+def test_missing_include_names_the_including_file_line_and_directive(tmp_path):
+    (tmp_path / "inner.conf").write_text("hz 5\ninclude /nonexistent-rc.conf\n")
+    top = tmp_path / "top.conf"
+    top.write_text("# top\ninclude inner.conf\n")
+    out = run_cli(str(top))
+    assert out.returncode == 1
+    assert "at line None" not in out.stderr
+    assert f"Reading the configuration file {tmp_path}/inner.conf, at line 2" in out.stderr
+    assert f"(included from {top}, at line 2)" in out.stderr
+    assert ">>> 'include /nonexistent-rc.conf'" in out.stderr
+    assert ("directive 'include': Fatal error, can't open config file "
+            "'/nonexistent-rc.conf': No such file or directory") in out.stderr
+
+
+def test_missing_top_level_file_has_no_line_none():
+    out = run_cli("/nonexistent-rc.conf")
+    assert out.returncode == 1
+    assert "at line None" not in out.stderr
+    assert "Reading the configuration file /nonexistent-rc.conf\n" in out.stderr
+    assert "can't open config file '/nonexistent-rc.conf': No such file or directory" in out.stderr
+
+
+def test_bad_line_in_an_included_file_names_the_include(tmp_path):
+    (tmp_path / "bad.conf").write_text("port x\n")
+    top = tmp_path / "top.conf"
+    top.write_text("\ninclude bad.conf\n")
+    out = run_cli(str(top))
+    assert out.returncode == 1
+    assert f"Reading the configuration file {tmp_path}/bad.conf, at line 1" in out.stderr
+    assert f"(included from {top}, at line 2)" in out.stderr
