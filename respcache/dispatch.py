@@ -71,10 +71,12 @@ class Dispatch:
         return self.call(cmd, args)
 
     def call(self, cmd, args):
-        """Invoke a resolved command: monitors, slowlog and stats wrap the handler."""
+        """Invoke a resolved command: monitors, slowlog and stats wrap the handler.
+
+        As Redis 7.0's call(), MONITOR sees the command after it ran (so EXEC follows the
+        commands it ran, and AUTH's password is already redacted) and never sees an admin one;
+        SLOWLOG skips skip-slowlog commands (EXEC: its commands are logged one by one)."""
         server = self.server
-        if server.monitors or server.bus is not None and server.monitoring():
-            server.feed_monitors(self, args)
         self.last_command = cmd.name
         start = clock_ns()
         try:
@@ -83,8 +85,11 @@ class Dispatch:
             reply = self.handler_failed(cmd, args, exc)
         usec = (clock_ns() - start) // 1000
         _fastpath.count(cmd.index, usec)
-        if usec >= server.slowlog_threshold_usec >= 0:
+        if usec >= server.slowlog_threshold_usec >= 0 and "skip-slowlog" not in cmd.flags:
             server.slowlog_add(self, args, usec)
+        if (server.monitors or server.bus is not None and server.monitoring()) \
+                and not hidden_from_monitor(cmd, args):
+            server.feed_monitors(self, args)
         return reply
 
     def handler_failed(self, cmd, args, exc) -> bytes:
@@ -128,6 +133,20 @@ class Dispatch:
         self.authenticated = True
         self.user = user.name
         self.acl_user = None if user.unrestricted() else user
+
+
+# Redis 7.0 flags these admin where respcache's table does not (DEBUG is one admin command there).
+_ADMIN_AS_IN_REDIS = frozenset(("client|list", "client|no-evict"))
+
+
+def hidden_from_monitor(cmd, args) -> bool:
+    """True for a command Redis does not feed to MONITOR: admin or skip-monitor flagged (a
+    container's subcommand by its own flags)."""
+    if cmd.subcommands and len(args) > 1 and args[1].__class__ is bytes:
+        cmd = cmd.subcommands.get(args[1].lower(), cmd)
+    return ("admin" in cmd.flags or "skip-monitor" in cmd.flags or cmd.name == "debug"
+            or (cmd.parent is not None and (cmd.parent.name == "debug"
+                                            or cmd.fullname in _ADMIN_AS_IN_REDIS)))
 
 
 def type_char(value) -> str:

@@ -151,9 +151,12 @@ class Server:
             self.bus.local_monitors_changed(len(self.monitors))
 
     def feed_monitors(self, conn, args):
+        """One MONITOR line for a command that ran, passwords shown as Redis shows them."""
+        if not all(a.__class__ is bytes for a in args):  # a protocol error ran nothing
+            return
         line = "+%.6f [0 %s] %s\r\n" % (
             time.time(), conn.addr if conn.kind == "tcp" else "unix:" + conn.laddr[:-2],
-            " ".join(_monitor_repr(a) for a in args))
+            " ".join(_monitor_repr(a) for a in redact_args(args)))
         data = line.encode()
         self._deliver_monitor_line(data, conn)
         if self.bus is not None and self.bus.remote_monitor_count():
@@ -165,6 +168,9 @@ class Server:
                 monitor.send(data)
 
     def slowlog_add(self, conn, args, usec):
+        if not all(a.__class__ is bytes for a in args):  # a protocol error ran nothing
+            return
+        args = redact_args(args)
         shown = [a[:128] + (b"... (%d more bytes)" % (len(a) - 128) if len(a) > 128 else b"")
                  for a in args[:31]]
         if len(args) > 32:
@@ -395,6 +401,54 @@ def _is_loopback(addr: str) -> bool:
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_loopback
+
+
+REDACTED = b"(redacted)"
+# CONFIG SET parameters Redis 7.0 flags SENSITIVE_CONFIG (its tls-*-pass ones are not).
+SENSITIVE_CONFIGS = frozenset((b"requirepass", b"masterauth", b"masteruser"))
+
+
+def redact_args(args: list) -> list:
+    """args as MONITOR and SLOWLOG show them: the arguments Redis 7.0's commands pass to
+    redactClientCommandArgument replaced by "(redacted)" -- AUTH's, HELLO's AUTH pairs, the
+    values of sensitive CONFIG SET parameters and everything after ACL SETUSER. Each command
+    redacts as it runs, so a form it refuses first (AUTH with 4 arguments, HELLO 4 ...,
+    CONFIG SET with an odd count) keeps its plaintext, as in Redis."""
+    if len(args) < 2:
+        return args
+    name = args[0].lower()
+    if name == b"auth":
+        if len(args) > 3:
+            return args
+        return [args[0]] + [REDACTED] * (len(args) - 1)
+    if name == b"hello":
+        if args[1] not in (b"2", b"3"):  # no protocol version: HELLO stops there
+            return args
+        shown = list(args)
+        j, last = 2, len(args) - 1
+        while j <= last:
+            opt = args[j].lower()
+            if opt == b"auth" and last - j >= 2:
+                shown[j + 1] = shown[j + 2] = REDACTED
+                j += 3
+            elif opt == b"setname" and last - j >= 1:
+                j += 2
+            else:  # a syntax error: HELLO reads no further
+                break
+        return shown
+    if name == b"config":
+        if args[1].lower() != b"set" or len(args) < 4 or len(args) % 2:
+            return args
+        shown = list(args)
+        for i in range(2, len(args), 2):
+            if args[i].lower() in SENSITIVE_CONFIGS:
+                shown[i + 1] = REDACTED
+        return shown
+    if name == b"acl":
+        if args[1].lower() != b"setuser" or len(args) < 3:
+            return args
+        return [args[0], args[1]] + [REDACTED] * (len(args) - 2)
+    return args
 
 
 def _monitor_repr(arg: bytes) -> str:
