@@ -22,6 +22,7 @@ TYPE_BY_NAME = {name: code for code, name in TYPE_NAMES.items()}
 ENCODING_NAMES = {STRING: b"raw", HASH: b"listpack"}
 _LEN = struct.Struct("<I")
 CAS_RETRIES = 1000
+UNCHANGED = object()  # what an update's change() returns to leave the key unwritten
 
 
 def encode_hash(fields: dict) -> bytes:
@@ -67,7 +68,10 @@ class Keyspace:
     def update(self, key, type_code, change):
         """Run change(old_value_or_None) -> (new_value_or_None, reply) as compare-and-set.
 
-        new_value None deletes the key; the reply is returned once the write stuck.
+        new_value None deletes the key; UNCHANGED leaves it alone (no write: its version, what
+        WATCH sees, stays put); anything else is written even when equal to the old value, as
+        Redis signals a modified key for APPEND k "" or HINCRBY k f 0. The reply is returned
+        once the write stuck.
         """
         table = self.table
         for _ in range(CAS_RETRIES):
@@ -79,21 +83,25 @@ class Keyspace:
                         continue
                     table.delete(key)
                 return reply
-            if new is old:
+            if new is UNCHANGED:
                 return reply
             if self.store(key, new, type_code, keepttl=True, if_version=version):
                 return reply
         raise CommandError("ERR too much contention on key, try again")
 
-    def update_hash(self, key, change):
+    def update_hash(self, key, change, skip_unchanged=False):
+        """Run change(fields) -> reply on the hash at key (fields {} if missing) and write the
+        fields back: the key goes when none are left. The hash is rewritten even if nothing
+        changed (HSET of the same value, HINCRBY by 0 signal the key in Redis), unless
+        skip_unchanged, for the commands Redis leaves alone when they change nothing (HDEL of
+        missing fields, HSETNX of an existing one)."""
         def on_blob(blob):
             fields = {} if blob is None else decode_hash(blob)
             reply = change(fields)
             if not fields:
                 return None, reply
             new = encode_hash(fields)
-            # An unchanged hash is not rewritten: its version (what WATCH sees) stays put.
-            return (blob if new == blob else new), reply
+            return (UNCHANGED if skip_unchanged and new == blob else new), reply
         return self.update(key, HASH, on_blob)
 
     def store(self, key, value, type_code=STRING, **options):

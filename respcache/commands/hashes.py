@@ -64,7 +64,7 @@ def hsetnx(conn, args):
             return resp.ZERO
         fields[field] = value
         return resp.ONE
-    return conn.keyspace.update_hash(args[1], change)
+    return conn.keyspace.update_hash(args[1], change, skip_unchanged=True)
 
 
 @command("hdel", -3, "write fast", keys=(1, 1, 1), group="hash", since="2.0.0",
@@ -74,7 +74,7 @@ def hdel(conn, args):
 
     def change(fields):
         return resp.integer(sum(1 for name in names if fields.pop(name, None) is not None))
-    return conn.keyspace.update_hash(args[1], change)
+    return conn.keyspace.update_hash(args[1], change, skip_unchanged=True)
 
 
 @command("hincrby", 4, "write denyoom fast", keys=(1, 1, 1), group="hash", since="2.0.0",

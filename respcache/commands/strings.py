@@ -6,7 +6,7 @@ from shm_lru import WrongTypeError
 
 from .. import _fastpath, errors, resp
 from ..errors import CommandError
-from ..keyspace import STRING
+from ..keyspace import STRING, UNCHANGED
 from .args import (add_long_double, format_long_double, long_double_is_finite, now_ms,
                    parse_expiry_options, parse_int, parse_long_double)
 from .registry import command
@@ -226,7 +226,7 @@ def setrange(conn, args):
     def change(old):
         current = old or b""
         if not patch:
-            return old, resp.integer(len(current))
+            return UNCHANGED, resp.integer(len(current))
         if offset + len(patch) > MAX_STRING:
             raise CommandError(errors.STRING_TOO_LONG)
         if len(current) < offset:

@@ -1,0 +1,110 @@
+"""WATCH and MULTI/EXEC against a real redis-server, byte for byte: which writes break a WATCH
+(Redis signals the key for a write that leaves the value as it was), and the transaction replies."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from test_monitor_slowlog import own_redis  # noqa: F401  (fixture: a private redis-server)
+
+
+def resp_cmd(*words) -> bytes:
+    out = b"*%d\r\n" % len(words)
+    for word in words:
+        word = word if isinstance(word, bytes) else str(word).encode()
+        out += b"$%d\r\n%b\r\n" % (len(word), word)
+    return out
+
+
+class Conn:
+    """One raw connection: send a command, get its reply's raw bytes (one reply each)."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buf = b""
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        end = self.buf.index(b"\r\n") + 2
+        line, self.buf = self.buf[:end], self.buf[end:]
+        return line
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"$" and rest != b"-1":
+            n = int(rest) + 2
+            while len(self.buf) < n:
+                self.buf += self.sock.recv(65536)
+            data, self.buf = self.buf[:n], self.buf[n:]
+            return line + data
+        if kind in (b"*", b">", b"%") and rest != b"-1":
+            count = int(rest) * (2 if kind == b"%" else 1)
+            return line + b"".join(self._reply() for _ in range(count))
+        return line
+
+    def __call__(self, *words) -> bytes:
+        self.sock.sendall(resp_cmd(*words))
+        return self._reply()
+
+    def close(self):
+        self.sock.close()
+
+
+# (setup, the other client's command): Redis 7.0 signals the key for each of these.
+SIGNALLING = [
+    ([("HSET", "k", "f", "1")], ("HSET", "k", "f", "1")),
+    ([("HSET", "k", "f", "1")], ("HMSET", "k", "f", "1")),
+    ([("HSET", "k", "n", "1")], ("HINCRBY", "k", "n", "0")),
+    ([("HSET", "k", "n", "1")], ("HINCRBYFLOAT", "k", "n", "0")),
+    ([("SET", "k", "v")], ("APPEND", "k", "")),
+    ([], ("APPEND", "k", "")),
+    ([("SET", "k", "v")], ("SETRANGE", "k", "0", "v")),
+    ([("SET", "k", "5")], ("INCRBY", "k", "0")),
+    ([("SET", "k", "5")], ("INCRBYFLOAT", "k", "0")),
+    ([("SET", "k", "v")], ("SET", "k", "v")),
+    ([("SET", "k", "v")], ("GETSET", "k", "v")),
+]
+# ... and leaves it alone for these: nothing was written.
+QUIET = [
+    ([("HSET", "k", "f", "1")], ("HSETNX", "k", "f", "2")),
+    ([("HSET", "k", "f", "1")], ("HDEL", "k", "nope")),
+    ([], ("HDEL", "k", "nope")),
+    ([("HSET", "k", "f", "1")], ("HINCRBY", "k", "f", "x")),
+    ([("SET", "k", "v")], ("SETRANGE", "k", "0", "")),
+    ([], ("SETRANGE", "k", "0", "")),
+    ([("SET", "k", "v")], ("SETNX", "k", "v")),
+]
+
+
+def watch_outcome(port, setup, command):
+    a, b = Conn(port), Conn(port)
+    try:
+        b("FLUSHALL")
+        for words in setup:
+            b(*words)
+        a("WATCH", "k", "other")
+        written = b(*command)
+        a("MULTI")
+        a("PING")
+        return written, a("EXEC")
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("setup,command", SIGNALLING + QUIET,
+                         ids=[" ".join(w or "''" for w in c) + (" (new key)" if not s else "")
+                              for s, c in SIGNALLING + QUIET])
+def test_watch_breaks_on_the_writes_redis_signals(server, real_redis, setup, command):
+    ours = watch_outcome(server.port, setup, command)
+    theirs = watch_outcome(real_redis, setup, command)
+    assert ours == theirs
+    aborted = (setup, command) in SIGNALLING
+    assert ours[1] == (b"*-1\r\n" if aborted else b"*1\r\n+PONG\r\n")
