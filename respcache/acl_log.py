@@ -2,8 +2,8 @@
 
 An entry is grouped with an earlier one of the last 10 when reason, context, object and username
 match and it is at most 60 s old, as Redis's ACLLogMatchEntry does: the count grows, the time and
-the client's description are the newest. The list keeps the newest 128 entries (acllog-max-len's
-default). Each process keeps its own; with `workers N`, ACL LOG gathers every worker's.
+the client's description are the newest. The list keeps the newest acllog-max-len entries (default
+128). Each process keeps its own; with `workers N`, ACL LOG gathers every worker's.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ class AclLog:
                 entry.client_info = info
                 return
         self.entries.insert(0, AclLogEntry(reason, context, obj, username, now_ms, info))
-        del self.entries[MAX_LEN:]
+        # acllog-max-len as in force now: lowering it trims at the next entry, as in Redis.
+        del self.entries[conn.server.config.values.get("acllog-max-len", MAX_LEN):]
 
     def newest(self, count: int) -> list:
         return self.entries[:max(0, count)]

@@ -164,6 +164,8 @@ DEFAULT_OUTPUT_LIMITS = {"normal": (0, 0, 0), "replica": (256 << 20, 64 << 20, 6
                          "pubsub": (32 << 20, 8 << 20, 60)}
 
 DIRECTIVES: dict[str, Directive] = {}
+_POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru",
+             "allkeys-lfu", "allkeys-random", "noeviction")
 
 
 def register(directive: Directive):
@@ -206,6 +208,17 @@ for _d in (
     Directive("shm-record-size", "int", 512, runtime=False, minimum=64, maximum=1 << 20),
     Directive("shm-manage", "bool", True, runtime=False),
     Directive("active-expire-effort", "int", 1, minimum=1, maximum=10),
+    # Read-mostly, for tools that check them: CONFIG GET maxmemory reports the segment's size.
+    Directive("maxmemory", "memory", 0, validate=lambda v: _raise(
+        "the table's size is set by shm-capacity x shm-record-size at startup; "
+        "maxmemory cannot change it")),
+    Directive("maxmemory-policy", "enum", "allkeys-lru", choices=_POLICIES,
+              validate=lambda v: v == "allkeys-lru" or _raise(
+                  "the table always evicts the least recently used key of all: "
+                  "allkeys-lru is the only policy")),
+    Directive("acl-pubsub-default", "enum", "resetchannels",
+              choices=("allchannels", "resetchannels")),
+    Directive("acllog-max-len", "int", 128, minimum=0, maximum=2 ** 63 - 1),
 ):
     register(_d)
 
@@ -356,15 +369,17 @@ class Config:
     def set_many(self, pairs) -> list:
         """CONFIG SET: validate every pair first, then apply all (all or nothing, as Redis 7).
 
-        Raises KeyError(name) for an unknown or read-only directive and ValueError((name, reason))
-        for a bad value. Returns the names that changed.
+        Raises KeyError(name) for an unknown directive and ValueError((name, reason)) for a bad
+        value or one that is only read at startup. Returns the names that changed.
         """
         parsed = {}
         for name, text in pairs:
             name = name.lower()
             directive = DIRECTIVES.get(name)
-            if directive is None or not directive.runtime:
+            if directive is None:
                 raise KeyError(name)
+            if not directive.runtime:
+                raise ValueError(name, "can't set immutable config")
             args = split_args(text.encode()) if directive.kind in ("list", "oblimit") else [text]
             args = [a.decode() if isinstance(a, bytes) else a for a in args]
             try:

@@ -89,8 +89,10 @@ def test_config_set_get_and_rewrite_keep_comments(start_server):
     assert client.config_set("slowlog-max-len", 99)
     assert client.config_get("slowlog-max-len") == {"slowlog-max-len": "99"}
     assert client.config_set("maxclients", 50)
-    with pytest.raises(redis.ResponseError, match="Unknown option or number of arguments"):
+    with pytest.raises(redis.ResponseError, match="'port'.*can't set immutable config"):
         client.config_set("port", 1)  # not settable at runtime
+    with pytest.raises(redis.ResponseError, match="Unknown option or number of arguments"):
+        client.config_set("no-such-option", 1)
     with pytest.raises(redis.ResponseError, match="argument couldn't be parsed into an integer"):
         client.config_set("timeout", "soon")
     assert client.config_rewrite()
@@ -247,3 +249,79 @@ def test_bad_line_in_an_included_file_names_the_include(tmp_path):
     assert out.returncode == 1
     assert f"Reading the configuration file {tmp_path}/bad.conf, at line 1" in out.stderr
     assert f"(included from {top}, at line 2)" in out.stderr
+
+
+def _error(client, *args):
+    with pytest.raises(redis.ResponseError) as caught:
+        client.execute_command(*args)
+    return str(caught.value)
+
+
+def test_config_set_startup_only_directive_says_immutable_as_redis(server, real_redis):
+    theirs = redis.Redis(port=real_redis)
+    assert (_error(server.client(), "CONFIG", "SET", "daemonize", "yes")
+            == _error(theirs, "CONFIG", "SET", "daemonize", "yes")
+            == "CONFIG SET failed (possibly related to argument 'daemonize') - "
+               "can't set immutable config")
+
+
+def test_maxmemory_reports_the_segment_and_refuses_changes(server):
+    client = server.client(decode_responses=True)
+    segment = client.info("memory")["maxmemory"]
+    assert segment > 0
+    assert client.config_get("maxmemory") == {"maxmemory": str(segment)}
+    assert {"maxmemory", "maxmemory-policy", "maxclients"} <= set(client.config_get("max*"))
+    with pytest.raises(redis.ResponseError, match="shm-capacity x shm-record-size at startup"):
+        client.config_set("maxmemory", "100mb")
+    assert client.config_get("maxmemory") == {"maxmemory": str(segment)}
+
+
+def test_maxmemory_policy_is_allkeys_lru_only(server, real_redis):
+    client = server.client(decode_responses=True)
+    assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
+    assert client.config_set("maxmemory-policy", "ALLKEYS-LRU")
+    assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
+    with pytest.raises(redis.ResponseError, match="allkeys-lru is the only policy"):
+        client.config_set("maxmemory-policy", "volatile-lru")
+    assert (_error(client, "CONFIG", "SET", "maxmemory-policy", "foo")
+            == _error(redis.Redis(port=real_redis), "CONFIG", "SET", "maxmemory-policy", "foo"))
+
+
+def test_a_config_file_cannot_set_maxmemory(tmp_path):
+    conf = tmp_path / "m.conf"
+    conf.write_text("maxmemory 2gb\n")
+    out = run_cli(str(conf))
+    assert out.returncode == 1
+    assert "directive 'maxmemory': the table's size is set by shm-capacity" in out.stderr
+
+
+def test_acl_pubsub_default_applies_to_new_users_as_redis(server, real_redis):
+    ours, theirs = server.client(decode_responses=True), redis.Redis(port=real_redis,
+                                                                    decode_responses=True)
+    assert ours.config_get("acl-pubsub-default") == {"acl-pubsub-default": "resetchannels"}
+    try:
+        for client in (ours, theirs):
+            client.execute_command("ACL", "SETUSER", "before-rc")
+            assert client.config_set("acl-pubsub-default", "allchannels")
+            client.execute_command("ACL", "SETUSER", "after-rc")
+        lists = [sorted(line for line in c.execute_command("ACL", "LIST") if "-rc" in line)
+                 for c in (ours, theirs)]
+        assert lists[0] == lists[1]
+        assert "&*" in lists[0][0] and "resetchannels" in lists[0][1]
+        assert (_error(ours, "CONFIG", "SET", "acl-pubsub-default", "x")
+                == _error(theirs, "CONFIG", "SET", "acl-pubsub-default", "x"))
+    finally:
+        theirs.config_set("acl-pubsub-default", "resetchannels")
+        theirs.execute_command("ACL", "DELUSER", "before-rc", "after-rc")
+
+
+def test_acllog_max_len_bounds_the_log(server):
+    client = server.client(decode_responses=True)
+    assert client.config_get("acllog-max-len") == {"acllog-max-len": "128"}
+    assert client.config_set("acllog-max-len", 2)
+    for name in ("u1", "u2", "u3"):
+        with pytest.raises(redis.AuthenticationError):
+            client.execute_command("AUTH", name, "wrong")
+    assert len(client.execute_command("ACL", "LOG")) == 2
+    with pytest.raises(redis.ResponseError, match="argument must be between 0 and"):
+        client.config_set("acllog-max-len", -1)

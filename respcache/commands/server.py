@@ -53,6 +53,8 @@ def config_get(conn, args):
     for pattern in args[2:]:
         for name, value in conn.server.config.get(pattern.decode("utf-8", "replace")):
             found[name] = value
+    if "maxmemory" in found:  # the segment is the budget, as INFO's maxmemory says
+        found["maxmemory"] = str(conn.server.table.stats()["segment_bytes"])
     pairs = [(resp.bulk(k.encode()), resp.bulk(v.encode())) for k, v in found.items()]
     return resp.map_of(pairs, conn.proto)
 
@@ -79,6 +81,8 @@ def apply_config(server, pairs):
         raise CommandError(errors.CONFIG_SET_FAILED.format(name, reason)) from None
     try:
         server.config_changed(names)
+        # New users (and `reset`) take the default channel rule, as Redis's acl-pubsub-default.
+        server.acl.pubsub_default_all = config.values["acl-pubsub-default"] == "allchannels"
     except Exception as exc:  # say so, put the old values back, keep serving
         for name, (value, explicit) in before.items():
             config.values[name] = value
