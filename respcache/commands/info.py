@@ -6,11 +6,14 @@ adds `tiers`). Counters that differ per worker are summed over the workers' repo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import resource
 import sys
 import time
+import weakref
+from collections import deque
 
 from ..config import REDIS_COMPAT_VERSION, VERSION
 
@@ -27,6 +30,61 @@ def _rss_bytes() -> int:
         return 0
 
 
+SAMPLE_SECONDS = 0.1  # as Redis's serverCron at hz 10: ops/sec and the memory peak
+SAMPLES = 16          # Redis's STATS_METRIC_SAMPLES
+
+
+class _Sampler:
+    """What INFO can only know by sampling: instantaneous_ops_per_sec (the mean of the last 16
+    100 ms rates, as Redis) and used_memory_peak (the highest used_memory seen by the samples
+    and INFO calls; Redis samples its peak in serverCron too). One timer per process, started
+    by the first INFO (or a peer's INFO request), so a server nobody asks costs nothing."""
+
+    def __init__(self, server):
+        self.server = weakref.ref(server)
+        self.rates = deque(maxlen=SAMPLES)
+        self.last = (time.monotonic(), server.stats_commands)
+        self.peak = _used_memory(server.table.stats())
+        server.loop.call_later(SAMPLE_SECONDS, self.tick)
+
+    def tick(self):
+        server = self.server()
+        if server is None or server.stopping:
+            return
+        now, commands = time.monotonic(), server.stats_commands
+        elapsed = now - self.last[0]
+        if elapsed > 0:
+            self.rates.append((commands - self.last[1]) / elapsed)
+        self.last = (now, commands)
+        self.observe(_used_memory(server.table.stats()))
+        server.loop.call_later(SAMPLE_SECONDS, self.tick)
+
+    def observe(self, used: int) -> int:
+        self.peak = max(self.peak, used)
+        return self.peak
+
+    def ops_per_sec(self) -> int:
+        return int(sum(self.rates) / SAMPLES)
+
+
+_SAMPLERS = weakref.WeakKeyDictionary()
+
+
+def sampler(server) -> _Sampler:
+    found = _SAMPLERS.get(server)
+    if found is None:
+        found = _SAMPLERS[server] = _Sampler(server)
+    return found
+
+
+def _used_memory(stats) -> int:
+    """The table's budget is its segment: used_memory reaches maxmemory (the segment's size)
+    when every record holds data. The process's own heap is in used_memory_rss (adding it here
+    counted the segment's resident pages twice, over maxmemory with no key at all)."""
+    overhead = stats["segment_bytes"] - stats["capacity"] * stats["record_size"]
+    return overhead + stats["used_records"] * stats["record_size"]
+
+
 def _human(n: float) -> str:
     for unit in ("B", "K", "M", "G"):
         if n < 1024 or unit == "G":
@@ -40,16 +98,16 @@ def sections_for(server, counters) -> dict:
     table = server.table
     stats = table.stats()
     uptime = int(time.monotonic() - server.started_monotonic)
-    total = {k: sum(c[k] for c in counters) for k in counters[0]}
+    total = {k: sum(c.get(k, 0) for c in counters) for k in counters[0]}
     usage = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     rss = _rss_bytes()
-    # The table's budget is its segment: maxmemory is the segment's size and used_memory reaches
-    # it when every record holds data. The process's own heap is in used_memory_rss (adding it
-    # here counted the segment's resident pages twice, over maxmemory with no key at all).
     dataset = stats["used_records"] * stats["record_size"]
-    overhead = stats["segment_bytes"] - stats["capacity"] * stats["record_size"]
-    used = overhead + dataset
+    used = _used_memory(stats)
+    overhead = used - dataset
+    # Every worker samples the same table: the highest peak any of them saw is the peak.
+    peak = max([sampler(server).observe(used)] + [c.get("memory_peak", 0) for c in counters])
+    replid = hashlib.sha1(b"respcache-replid:%d" % table.generation).hexdigest()
     sections = {
         "server": [
             ("redis_version", REDIS_COMPAT_VERSION), ("respcache_version", VERSION),
@@ -72,10 +130,14 @@ def sections_for(server, counters) -> dict:
         "memory": [
             ("used_memory", used), ("used_memory_human", _human(used)),
             ("used_memory_rss", rss), ("used_memory_rss_human", _human(rss)),
+            ("used_memory_peak", peak), ("used_memory_peak_human", _human(peak)),
+            ("used_memory_peak_perc", f"{100 * used / peak:.2f}%" if peak else "0.00%"),
             ("used_memory_overhead", overhead), ("used_memory_dataset", dataset),
             ("maxmemory", stats["segment_bytes"]),
             ("maxmemory_human", _human(stats["segment_bytes"])),
-            ("maxmemory_policy", "allkeys-lru"), ("mem_allocator", "shm_lru"),
+            ("maxmemory_policy", "allkeys-lru"),
+            ("mem_fragmentation_ratio", f"{rss / used:.2f}" if used else "0.00"),
+            ("mem_fragmentation_bytes", rss - used), ("mem_allocator", "shm_lru"),
         ],
         "persistence": [
             ("loading", 0), ("async_loading", 0), ("rdb_changes_since_last_save", 0),
@@ -86,6 +148,7 @@ def sections_for(server, counters) -> dict:
         "stats": [
             ("total_connections_received", total["connections"]),
             ("total_commands_processed", total["commands"]),
+            ("instantaneous_ops_per_sec", total.get("ops_per_sec", 0)),
             ("rejected_connections", total["rejected"]),
             ("expired_keys", stats["expirations"]), ("evicted_keys", stats["evictions"]),
             ("keyspace_hits", stats["hits"]), ("keyspace_misses", stats["misses"]),
@@ -95,8 +158,12 @@ def sections_for(server, counters) -> dict:
             ("tls_handshake_failures", total["tls_failures"]),
             ("journal_overruns", stats["journal_overruns"]),
         ],
+        # A master without replicas, as Redis 7.0 prints it (no backlog: nothing replicates).
         "replication": [("role", "master"), ("connected_slaves", 0),
-                        ("master_failover_state", "no-failover"), ("master_repl_offset", 0)],
+                        ("master_failover_state", "no-failover"), ("master_replid", replid),
+                        ("master_replid2", "0" * 40), ("master_repl_offset", 0),
+                        ("second_repl_offset", -1), ("repl_backlog_active", 0),
+                        ("repl_backlog_first_byte_offset", 0), ("repl_backlog_histlen", 0)],
         "cpu": [
             ("used_cpu_sys", f"{usage.ru_stime:.6f}"), ("used_cpu_user", f"{usage.ru_utime:.6f}"),
             ("used_cpu_sys_children", f"{children.ru_stime:.6f}"),
@@ -134,6 +201,9 @@ def sections_for(server, counters) -> dict:
     return sections
 
 
+_HEADERS = {"cpu": "CPU", "commandstats": "Commandstats"}  # as Redis spells them
+
+
 def render_info(server, wanted, counters) -> str:
     sections = sections_for(server, counters)
     if not wanted or wanted == ["default"]:
@@ -144,7 +214,7 @@ def render_info(server, wanted, counters) -> str:
         names = [n for n in wanted if n in sections]
     out = []
     for name in names:
-        out.append(f"# {name.capitalize() if name != 'commandstats' else 'Commandstats'}")
+        out.append(f"# {_HEADERS.get(name) or name.capitalize()}")
         out.extend(f"{field}:{value}" for field, value in sections[name])
         out.append("")
     return "\r\n".join(out).rstrip("\r\n") + "\r\n"

@@ -15,7 +15,7 @@ from ..bus import across_workers, bus_op
 from ..errors import CommandError
 from ..keyspace import ENCODING_NAMES
 from .args import parse_int
-from .info import render_info
+from .info import render_info, sampler
 from .registry import command, container, reset_stats, subcommand
 
 
@@ -35,7 +35,9 @@ def counters(server) -> dict:
             "pubsub_clients": sum(1 for c in server.clients.values() if c.channels or c.patterns),
             "commands": server.stats_commands, "connections": server.stats_connections,
             "rejected": server.stats_rejected, "auth_failures": server.stats_auth_failures,
-            "tls_failures": server.stats_tls_handshake_failures}
+            "tls_failures": server.stats_tls_handshake_failures,
+            # sampled every 100 ms from the first INFO on (info.py's _Sampler)
+            "ops_per_sec": sampler(server).ops_per_sec(), "memory_peak": sampler(server).peak}
 
 
 @bus_op(b"info-counters")
