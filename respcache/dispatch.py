@@ -15,6 +15,7 @@ import time
 
 from . import _fastpath, errors, resp
 from .commands.registry import COMMANDS
+from .commands.transactions import discard_transaction
 
 clock_ns = time.perf_counter_ns
 
@@ -44,24 +45,20 @@ class Dispatch:
                     self.multi_failed = True
                 return resp.error(errors.unknown_command(name, args[1:]))
         if not cmd.min_args <= len(args) <= cmd.max_args:
-            if self.multi is not None:
-                self.multi_failed = True
-            return resp.error(errors.wrong_arity(cmd.name))
+            return self.refuse(cmd, resp.error(errors.wrong_arity(cmd.name)))
         if not self.authenticated and not cmd.noauth:
-            if self.multi is not None:
-                self.multi_failed = True
-            return resp.error(errors.NOAUTH)
+            return self.refuse(cmd, resp.error(errors.NOAUTH))
         if self.acl_user is not None:
             denied = self.acl_denied(cmd, args)
             if denied is not None:
-                if self.multi is not None:
-                    self.multi_failed = True
-                return denied
-        if self.multi is not None and not cmd.runs_in_multi:
+                return self.refuse(cmd, denied)
+        if self.multi is not None and cmd.name not in RUN_IN_MULTI:
+            if cmd.name in REFUSED_IN_MULTI:
+                return self.refuse(cmd, resp.error(errors.NOT_IN_TRANSACTION))
             self.multi.append((cmd, args))
             return resp.QUEUED
         if (self.channels or self.patterns) and self.proto == 2 and not cmd.pubsub_ok:
-            return resp.error(errors.PUBSUB_CONTEXT.format(cmd.name))
+            return self.refuse(cmd, resp.error(errors.PUBSUB_CONTEXT.format(cmd.name)))
         if cmd.first_key and self.server.miss_handler is not None:
             # A tier below may hold keys this table lacks: it fetches them first (a Future), or
             # returns None when there is nothing to fetch and the command runs now.
@@ -69,6 +66,20 @@ class Dispatch:
             if deferred is not None:
                 return deferred
         return self.call(cmd, args)
+
+    def refuse(self, cmd, error: bytes) -> bytes:
+        """Redis's rejectCommand: the refusal flags an open transaction, and a refused EXEC
+        discards it, answering EXECABORT with the reason (without its ERR code, as Redis
+        formats it; NOAUTH and NOPERM keep theirs)."""
+        if cmd.name != "exec":
+            if self.multi is not None:
+                self.multi_failed = True
+            return error
+        discard_transaction(self)
+        reason = error[1:-2]
+        if reason.startswith(b"ERR "):
+            reason = reason[4:]
+        return resp.error(errors.EXECABORT_BECAUSE.format(reason.decode("utf-8", "replace")))
 
     def call(self, cmd, args):
         """Invoke a resolved command: monitors, slowlog and stats wrap the handler.
@@ -134,6 +145,11 @@ class Dispatch:
         self.user = user.name
         self.acl_user = None if user.unrestricted() else user
 
+
+# Inside MULTI, Redis 7.0 runs these at once (processCommand names them), refuses its no_multi
+# commands and queues everything else: AUTH, HELLO, MONITOR and UNWATCH too.
+RUN_IN_MULTI = frozenset(("exec", "discard", "multi", "watch", "quit", "reset"))
+REFUSED_IN_MULTI = frozenset(("save", "shutdown"))
 
 # Redis 7.0 flags these admin where respcache's table does not (DEBUG is one admin command there).
 _ADMIN_AS_IN_REDIS = frozenset(("client|list", "client|no-evict"))

@@ -63,6 +63,9 @@ EXEC_WITHOUT_MULTI = "ERR EXEC without MULTI"
 DISCARD_WITHOUT_MULTI = "ERR DISCARD without MULTI"
 WATCH_IN_MULTI = "ERR WATCH inside MULTI is not allowed"
 EXECABORT = "EXECABORT Transaction discarded because of previous errors."
+EXECABORT_BECAUSE = "EXECABORT Transaction discarded because of: {}"  # an EXEC refused up front
+NOT_IN_TRANSACTION = "ERR Command not allowed inside a transaction"
+MONITOR_IN_EXEC = "ERR MONITOR isn't allowed for DENY BLOCKING client"
 PUBSUB_CONTEXT = ("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
                   "RESET are allowed in this context")
 NOPROTO = "NOPROTO unsupported protocol version"

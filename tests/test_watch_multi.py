@@ -108,3 +108,48 @@ def test_watch_breaks_on_the_writes_redis_signals(server, real_redis, setup, com
     assert ours == theirs
     aborted = (setup, command) in SIGNALLING
     assert ours[1] == (b"*-1\r\n" if aborted else b"*1\r\n+PONG\r\n")
+
+
+# Transactions, raw bytes compared with redis-server. A refused EXEC (arity, NOAUTH, NOPERM,
+# the subscribed context) answers EXECABORT with the reason and discards the transaction and
+# its WATCHes; UNWATCH, AUTH and MONITOR are queued; SHUTDOWN and SAVE are refused in MULTI.
+SESSIONS = {
+    "unwatch-is-queued": [("MULTI",), ("UNWATCH",), ("PING",), ("EXEC",)],
+    "unwatch-queued-after-watch": [("WATCH", "q"), ("MULTI",), ("UNWATCH",), ("EXEC",)],
+    "exec-arity-in-multi": [("MULTI",), ("EXEC", "x"), ("PING",), ("EXEC",)],
+    "exec-arity-without-multi": [("EXEC", "x"), ("PING",)],
+    "refused-exec-drops-watches": [("FLUSHALL",), ("WATCH", "k"), ("MULTI",), ("EXEC", "x"),
+                                   ("SET", "k", "2"), ("MULTI",), ("PING",), ("EXEC",)],
+    "exec-when-subscribed": [("SUBSCRIBE", "x"), ("EXEC",), ("PING",)],
+    "shutdown-and-save-refused-in-multi": [("MULTI",), ("SHUTDOWN", "NOSAVE"), ("SAVE",),
+                                           ("PING",), ("EXEC",), ("PING",)],
+    "auth-and-monitor-queued": [("MULTI",), ("AUTH", "x"), ("MONITOR",), ("PING",), ("EXEC",),
+                                ("PING",)],
+    "exec-noperm": [("ACL", "SETUSER", "nx", "on", ">p", "+@all", "-exec"), ("AUTH", "nx", "p"),
+                    ("MULTI",), ("PING",), ("EXEC",), ("PING",), ("EXEC",)],
+}
+
+
+def run_session(port, session):
+    conn = Conn(port)
+    try:
+        return [conn(*words) for words in session]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("name", sorted(SESSIONS))
+def test_transaction_replies_match_redis(start_server, own_redis, name):
+    srv = start_server()
+    assert run_session(srv.port, SESSIONS[name]) == run_session(own_redis, SESSIONS[name])
+
+
+def test_exec_refused_before_auth_is_execabort(start_server, own_redis):
+    srv = start_server()
+    replies = []
+    for port in (srv.port, own_redis):
+        run_session(port, [("CONFIG", "SET", "requirepass", "pw")])
+        replies.append(run_session(port, [("MULTI",), ("EXEC",), ("PING",)]))
+    assert replies[0] == replies[1]
+    assert replies[0][1] == (b"-EXECABORT Transaction discarded because of: "
+                             b"NOAUTH Authentication required.\r\n")

@@ -14,7 +14,8 @@ from ..errors import CommandError
 from .registry import command
 
 
-def _reset(conn):
+def discard_transaction(conn):
+    """Leave MULTI and forget the WATCHed keys (EXEC, DISCARD, a refused EXEC)."""
     conn.multi = None
     conn.multi_failed = False
     conn.watched = None
@@ -34,7 +35,7 @@ def exec_(conn, args):
     if conn.multi is None:
         raise CommandError(errors.EXEC_WITHOUT_MULTI)
     queued, failed, watched = conn.multi, conn.multi_failed, conn.watched
-    _reset(conn)
+    discard_transaction(conn)
     if failed:
         return resp.error(errors.EXECABORT)
     if watched:
@@ -43,6 +44,9 @@ def exec_(conn, args):
             return resp.NIL_ARRAY[conn.proto]
     replies = []
     for cmd, cmd_args in queued:
+        if cmd.name == "monitor":  # Redis's EXEC denies blocking, and MONITOR with it
+            replies.append(resp.error(errors.MONITOR_IN_EXEC))
+            continue
         reply = conn.call(cmd, cmd_args)
         if reply.__class__ is not bytes:
             # A command that would wait (a downstream fetch, DEBUG SLEEP) cannot inside EXEC.
@@ -56,7 +60,7 @@ def exec_(conn, args):
 def discard(conn, args):
     if conn.multi is None:
         raise CommandError(errors.DISCARD_WITHOUT_MULTI)
-    _reset(conn)
+    discard_transaction(conn)
     return resp.OK
 
 
@@ -74,7 +78,7 @@ def watch(conn, args):
     return resp.OK
 
 
-@command("unwatch", 1, "noscript loading stale fast no-multi", group="transactions")
+@command("unwatch", 1, "noscript loading stale fast", group="transactions")
 def unwatch(conn, args):
     conn.watched = None
     return resp.OK
