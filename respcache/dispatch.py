@@ -46,6 +46,14 @@ class Dispatch:
                 return resp.error(errors.unknown_command(name, args[1:]))
         if not cmd.min_args <= len(args) <= cmd.max_args:
             return self.refuse(cmd, resp.error(errors.wrong_arity(cmd.name)))
+        if cmd.subcommands and len(args) > 1 and args[1].__class__ is bytes:
+            # Redis looks the subcommand up with the command: an unknown one or a wrong count
+            # is refused before anything runs (MONITOR and SLOWLOG never see it; MULTI aborts).
+            sub = cmd.subcommands.get(args[1].lower())
+            if sub is None:
+                return self.refuse(cmd, resp.error(errors.unknown_subcommand(args[1], cmd.name)))
+            if not sub.min_args <= len(args) <= sub.max_args:
+                return self.refuse(cmd, resp.error(errors.wrong_arity(sub.fullname)))
         if not self.authenticated and not cmd.noauth:
             return self.refuse(cmd, resp.error(errors.NOAUTH))
         if self.acl_user is not None:

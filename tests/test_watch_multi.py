@@ -153,3 +153,19 @@ def test_exec_refused_before_auth_is_execabort(start_server, own_redis):
     assert replies[0] == replies[1]
     assert replies[0][1] == (b"-EXECABORT Transaction discarded because of: "
                              b"NOAUTH Authentication required.\r\n")
+
+
+# Redis resolves a subcommand with its command: unknown or miscounted, it is refused up front
+# (the transaction aborts at EXEC, and MONITOR never shows it).
+SUBCOMMAND_SCRIPT = [("MULTI",), ("CONFIG", "BOGUS"), ("CONFIG", "GET"), ("PING",), ("EXEC",),
+                     ("CLIENT", "NOSUCH"), ("COMMAND", "COUNT", "x"), ("ECHO", "seen")]
+
+
+def test_bad_subcommands_are_refused_before_running(start_server, own_redis):
+    from test_monitor_slowlog import run_script
+    srv = start_server()
+    ours, theirs = run_session(srv.port, SUBCOMMAND_SCRIPT), run_session(own_redis, SUBCOMMAND_SCRIPT)
+    assert ours == theirs
+    assert ours[4] == b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+    script = SUBCOMMAND_SCRIPT[5:]
+    assert run_script(srv.port, script)[0] == run_script(own_redis, script)[0] == [b'"ECHO" "seen"']
