@@ -93,6 +93,7 @@ class Directive:
     choices: tuple = ()
     validate: Callable | None = None   # extra check on the parsed value; raises ValueError
     sensitive: bool = False
+    canonical: Callable | None = None  # the parsed value as Redis stores it (CONFIG GET shows it)
 
     def parse(self, args: list) -> object:
         if self.kind in ("list", "multi"):
@@ -124,7 +125,7 @@ class Directive:
             raise ValueError(f"argument must be between {self.minimum} and {self.maximum} inclusive")
         if self.validate is not None:
             self.validate(value)
-        return value
+        return value if self.canonical is None else self.canonical(value)
 
     def format(self, value) -> str:
         if self.kind == "bool":
@@ -153,6 +154,14 @@ def _parse_output_limits(args):
 def _check_notify(value):
     if any(ch not in "KEg$lshzxetmdnA" for ch in value):
         raise ValueError("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+
+
+def _notify_flags(value):
+    """Redis's keyspaceEventsFlagsToString: 'A' for all of g$lshzxetd, then K, E and m."""
+    flags = set(value.replace("A", "g$lshzxetd"))
+    kinds = "A" if set("g$lshzxetd") <= flags else ""
+    kinds += "".join(ch for ch in "g$lshzxetdn" if ch in flags and not kinds[:1] == "A")
+    return kinds + "".join(ch for ch in "KEm" if ch in flags)
 
 
 def _check_shm_name(value):
@@ -195,7 +204,8 @@ for _d in (
     Directive("client-output-buffer-limit", "oblimit", dict(DEFAULT_OUTPUT_LIMITS)),
     Directive("slowlog-log-slower-than", "int", 10000, minimum=-1, maximum=2 ** 63 - 1),
     Directive("slowlog-max-len", "int", 128, minimum=0, maximum=2 ** 31 - 1),
-    Directive("notify-keyspace-events", "string", "", validate=_check_notify),
+    Directive("notify-keyspace-events", "string", "", validate=_check_notify,
+              canonical=_notify_flags),
     Directive("hz", "int", 10, minimum=1, maximum=500),
     Directive("save", "string", "", validate=lambda v: _only(v, "", "save")),
     Directive("appendonly", "bool", False, validate=lambda v: _only(v, False, "appendonly")),

@@ -137,3 +137,10 @@ def unsupported_option(option: bytes) -> str:
 def _printable(raw: bytes) -> str:
     # Error lines must not carry CR/LF (they would split the reply); Redis replaces them with spaces.
     return raw.decode("utf-8", "replace").replace("\r", " ").replace("\n", " ")
+
+
+# CLIENT KILL ID / USER, CLIENT LIST ID, SLOWLOG GET count, as Redis 7.0 words them
+CLIENT_ID_NOT_POSITIVE = "ERR client-id should be greater than 0"
+NO_SUCH_USER_TO_KILL = "ERR No such user '{}'"
+INVALID_CLIENT_ID = "ERR Invalid client ID"
+SLOWLOG_COUNT = "ERR count should be greater than or equal to -1"

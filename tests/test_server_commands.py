@@ -66,3 +66,50 @@ def test_used_memory_peak_and_fragmentation(r):
     assert after["used_memory_peak"] >= filled["used_memory"]
     assert after["mem_fragmentation_ratio"] == pytest.approx(
         after["used_memory_rss"] / after["used_memory"], rel=0.2)
+
+
+# ---- error wording, side by side with redis-server ------------------------------------------
+@pytest.mark.parametrize("args", [
+    ("CLIENT", "KILL", "ID", "abc"),
+    ("CLIENT", "KILL", "ID", "0"),
+    ("CLIENT", "KILL", "ID", "-5"),
+    ("CLIENT", "KILL", "USER", "nobody"),
+    ("CLIENT", "LIST", "ID", "abc"),
+    ("CLIENT", "LIST", "ID", "1_0"),
+    ("SLOWLOG", "GET", "x"),
+    ("SLOWLOG", "GET", "-2"),
+    ("PUBSUB", "CHANNELS", "a", "b"),
+    ("SHUTDOWN", "NOSAVE", "ABORT"),
+    ("SHUTDOWN", "ABORT", "NOW"),
+    ("SHUTDOWN", "SAVE", "NOSAVE"),
+    ("SHUTDOWN", "ABORT"),
+    ("CONFIG", "SET", "daemonize", "yes"),
+])
+def test_error_text_as_redis(r, real_redis, args):
+    assert _error(r, *args) == _error(redis.Redis(port=real_redis), *args)
+
+
+def test_client_list_id_zero_and_kill_user_that_exists(r, real_redis):
+    for client in (r, redis.Redis(port=real_redis)):
+        assert client.execute_command("CLIENT", "LIST", "ID", "0") in ("", b"")
+    # (not on the shared redis-server: other tests' connections there are user default too)
+    assert r.execute_command("CLIENT", "KILL", "USER", "default") == 0
+
+
+@pytest.mark.parametrize("flags, shown", [("KEA", "AKE"), ("Elg", "glE"), ("An", "A"),
+                                          ("gm$E", "g$Em"), ("g$lshzxetdK", "AK"), ("", "")])
+def test_notify_keyspace_events_reads_back_normalised(server, real_redis, flags, shown):
+    r = server.client(decode_responses=True)
+    theirs = redis.Redis(port=real_redis, decode_responses=True)
+    try:
+        for client in (r, theirs):
+            assert client.config_set("notify-keyspace-events", flags)
+        assert r.config_get("notify-keyspace-events") == {"notify-keyspace-events": shown}
+        assert theirs.config_get("notify-keyspace-events") == {"notify-keyspace-events": shown}
+    finally:
+        theirs.config_set("notify-keyspace-events", "")
+
+
+def test_client_list_and_info_name_the_subcommand(r):
+    assert b" cmd=client|info " in r.execute_command("CLIENT", "INFO")
+    assert b" cmd=client|list " in r.execute_command("CLIENT", "LIST")

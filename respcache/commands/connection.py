@@ -209,6 +209,7 @@ def client_setinfo(conn, args):
 
 @subcommand(CLIENT, "info", 2)
 def client_info(conn, args):
+    conn.last_command = "client|info"  # Redis names the subcommand in cmd=
     return resp.verbatim((client_info_line(conn) + "\n").encode(), conn.proto)
 
 
@@ -218,7 +219,7 @@ def _list_filter(args):
         return lambda c: True
     word = args[2].upper()
     if word == b"ID" and len(args) > 3:
-        wanted = {parse_int(a) for a in args[3:]}
+        wanted = {parse_int(a, errors.INVALID_CLIENT_ID) for a in args[3:]}
         return lambda c: c.id in wanted
     if word == b"TYPE" and len(args) == 4:
         return _type_filter(args[3])
@@ -246,13 +247,14 @@ def _peer_client_list(server, origin, args):
 
 @subcommand(CLIENT, "list", -2)
 def client_list(conn, args):
+    conn.last_command = "client|list"  # Redis names the subcommand in cmd=
     def combine(local, peers):
         rows = sorted(local + [tuple(row) for rows in peers for row in rows])
         return resp.verbatim("".join(line + "\n" for _, line in rows).encode(), conn.proto)
     return across_workers(conn.server, b"client-list", args, _listed(conn.server, args), combine)
 
 
-def _kill_filter(args):
+def _kill_filter(args, server):
     """CLIENT KILL's filters as (predicate, skipme); the old `CLIENT KILL addr` form included."""
     if len(args) == 3:
         target = args[2].decode("utf-8", "replace")
@@ -266,13 +268,17 @@ def _kill_filter(args):
         word, value = args[i].upper(), args[i + 1]
         text = value.decode("utf-8", "replace")
         if word == b"ID":
-            wanted = parse_int(value)
+            wanted = parse_int(value, errors.CLIENT_ID_NOT_POSITIVE)
+            if wanted <= 0:
+                raise CommandError(errors.CLIENT_ID_NOT_POSITIVE)
             filters.append(lambda c, w=wanted: c.id == w)
         elif word == b"ADDR":
             filters.append(lambda c, t=text: c.addr == t)
         elif word == b"LADDR":
             filters.append(lambda c, t=text: c.laddr == t)
         elif word == b"USER":
+            if text not in server.acl.users:
+                raise CommandError(errors.NO_SUCH_USER_TO_KILL.format(text))
             filters.append(lambda c, t=text: c.user == t)
         elif word == b"TYPE":
             filters.append(_type_filter(value))
@@ -288,7 +294,7 @@ def _kill_filter(args):
 
 
 def _kill_matching(server, args, caller=None) -> int:
-    keep, skipme = _kill_filter(args)
+    keep, skipme = _kill_filter(args, server)
     victims = [c for c in server.clients.values()
                if keep(c) and not (skipme and c is caller)]
     for victim in victims:
@@ -307,7 +313,7 @@ def _peer_client_kill(server, origin, args):
 
 @subcommand(CLIENT, "kill", -3, "admin")
 def client_kill(conn, args):
-    _kill_filter(args)  # syntax errors before anything is killed anywhere
+    _kill_filter(args, conn.server)  # syntax errors before anything is killed anywhere
     old_form = len(args) == 3
 
     def combine(local, peers):

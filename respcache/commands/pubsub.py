@@ -7,7 +7,8 @@ this worker's subscriptions plus what the other workers reported over the bus.
 
 from __future__ import annotations
 
-from .. import resp
+from .. import errors, resp
+from ..errors import CommandError
 from ..glob import glob_match
 from .registry import command, container, subcommand
 
@@ -82,6 +83,9 @@ def _all_channel_counts(server) -> dict:
 
 @subcommand(PUBSUB, "channels", -2)
 def pubsub_channels(conn, args):
+    if len(args) > 3:  # Redis takes at most one pattern and answers with its generic text
+        raise CommandError(errors.SUBCOMMAND_SYNTAX.format(args[1].decode("utf-8", "replace"),
+                                                           "PUBSUB"))
     pattern = args[2] if len(args) > 2 else None
     names = [c for c, n in _all_channel_counts(conn.server).items()
              if n and (pattern is None or glob_match(pattern, c))]

@@ -190,10 +190,13 @@ def wait(conn, args):
 
 @command("shutdown", -1, "admin noscript loading stale no-multi", group="server")
 def shutdown(conn, args):
-    for word in args[1:]:
-        if word.upper() not in (b"NOSAVE", b"SAVE", b"NOW", b"FORCE", b"ABORT"):
-            raise CommandError(errors.SYNTAX)
-    if any(w.upper() == b"ABORT" for w in args[1:]):
+    words = {word.upper() for word in args[1:]}
+    if not words <= {b"NOSAVE", b"SAVE", b"NOW", b"FORCE", b"ABORT"}:
+        raise CommandError(errors.SYNTAX)
+    # As Redis: ABORT goes alone, and NOSAVE contradicts SAVE.
+    if b"ABORT" in words and len(words) > 1 or {b"NOSAVE", b"SAVE"} <= words:
+        raise CommandError(errors.SYNTAX)
+    if b"ABORT" in words:
         raise CommandError("ERR No shutdown in progress.")
     conn.server.log.warning("User requested shutdown (SHUTDOWN from %s)", conn.addr)
     conn.server.request_shutdown()
@@ -232,9 +235,9 @@ def _peer_slowlog_reset(server, origin, args):
 def slowlog_get(conn, args):
     count = 10
     if len(args) > 2:
-        count = parse_int(args[2])
+        count = parse_int(args[2], errors.SLOWLOG_COUNT)
         if count < -1:
-            raise CommandError("ERR count should be greater than or equal to -1")
+            raise CommandError(errors.SLOWLOG_COUNT)
         if count == -1:
             count = 1 << 31
 
