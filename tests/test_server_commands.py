@@ -113,3 +113,26 @@ def test_notify_keyspace_events_reads_back_normalised(server, real_redis, flags,
 def test_client_list_and_info_name_the_subcommand(r):
     assert b" cmd=client|info " in r.execute_command("CLIENT", "INFO")
     assert b" cmd=client|list " in r.execute_command("CLIENT", "LIST")
+
+
+# ---- OBJECT ENCODING -------------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["12345678901234567890", "9223372036854775807",
+                                   "9223372036854775808", "-9223372036854775808",
+                                   "-9223372036854775809", "123", "x" * 44, "x" * 45])
+def test_object_encoding_of_strings_as_redis(r, real_redis, value):
+    theirs = redis.Redis(port=real_redis)
+    for client in (r, theirs):
+        client.set("enc-rc", value)
+    assert r.object("encoding", "enc-rc") == theirs.object("encoding", "enc-rc")
+    theirs.delete("enc-rc")
+
+
+@pytest.mark.parametrize("fields", [{"f": "x" * 64}, {"f": "x" * 65}, {"y" * 65: "v"},
+                                    {f"f{i}": "v" for i in range(512)},
+                                    {f"f{i}": "v" for i in range(513)}])
+def test_object_encoding_of_hashes_as_redis(r, real_redis, fields):
+    theirs = redis.Redis(port=real_redis)
+    for client in (r, theirs):
+        client.hset("enc-rc-h", mapping=fields)
+    assert r.object("encoding", "enc-rc-h") == theirs.object("encoding", "enc-rc-h")
+    theirs.delete("enc-rc-h")

@@ -13,7 +13,7 @@ import time
 from .. import errors, resp
 from ..bus import across_workers, bus_op
 from ..errors import CommandError
-from ..keyspace import ENCODING_NAMES
+from ..keyspace import ENCODING_NAMES, HASH, STRING, decode_hash
 from .args import parse_int
 from .info import render_info, sampler
 from .registry import command, container, reset_stats, subcommand
@@ -319,11 +319,21 @@ def object_encoding(conn, args):
     if found is None:
         return resp.NIL[conn.proto]
     value = conn.table.get_entry(args[2])
-    if found[0] == 0 and value is not None:
+    if found[0] == STRING and value is not None:
         raw = value[0]
-        if len(raw) <= 20 and raw.lstrip(b"-").isdigit() and raw == str(int(raw)).encode():
+        # int only in Redis's long long range: 12345678901234567890 is an embstr there.
+        # (An APPENDed value is raw in Redis whatever its length; the table keeps no trace of
+        # how a value was written, so it is judged by its bytes as if SET.)
+        if (len(raw) <= 20 and raw.lstrip(b"-").isdigit() and raw == str(int(raw)).encode()
+                and -(2 ** 63) <= int(raw) < 2 ** 63):
             return resp.bulk(b"int")
         return resp.bulk(b"embstr" if len(raw) <= 44 else b"raw")
+    if found[0] == HASH and value is not None:
+        fields = decode_hash(value[0])
+        # hash-max-listpack-entries 512 / hash-max-listpack-value 64: redis-server's built-in
+        # defaults (the sample redis.conf says 128 entries)
+        if len(fields) > 512 or any(len(k) > 64 or len(v) > 64 for k, v in fields.items()):
+            return resp.bulk(b"hashtable")
     return resp.bulk(ENCODING_NAMES.get(found[0], b"raw"))
 
 
