@@ -108,6 +108,11 @@ PROTO_BULK = "Protocol error: invalid bulk length"
 PROTO_EXPECTED_DOLLAR = "Protocol error: expected '$', got '{}'"
 PROTO_INLINE_TOO_BIG = "Protocol error: too big inline request"
 PROTO_UNBALANCED = "Protocol error: unbalanced quotes in request"
+PROTO_MBULK_TOO_BIG = "Protocol error: too big mbulk count string"
+PROTO_BULK_TOO_BIG = "Protocol error: too big bulk count string"
+# While authentication is required: more than 10 arguments, or one longer than 16384 bytes
+PROTO_UNAUTH_MULTIBULK = "Protocol error: unauthenticated multibulk length"
+PROTO_UNAUTH_BULK = "Protocol error: unauthenticated bulk length"
 
 
 def unknown_command(name: bytes, args) -> str:

@@ -13,7 +13,7 @@ import time
 
 import hiredis
 
-from . import errors, resp
+from . import errors, request_limits, resp
 from .commands.registry import PLAIN_COMMANDS
 from ._fastpath import run as run_plain
 from .dispatch import Dispatch, type_char
@@ -67,6 +67,7 @@ class Connection(Dispatch, asyncio.Protocol):
         # a stray empty line sits (see _recover).
         self._unparsed = []
         self._compact_at = _COMPACT_AT
+        self._walk = None          # request_limits.Walk over _unparsed, once a check needed one
         self._out = []             # replies of the batch being run (protocol_error sends them)
 
     # ---- asyncio callbacks -------------------------------------------------------------------
@@ -102,10 +103,13 @@ class Connection(Dispatch, asyncio.Protocol):
         # The cron's coarse clock: idle timeouts are in seconds, a syscall per read is not needed.
         self.last_interaction = self.server.clock
         if self._inline is None and not (self._idle and data[0] != _STAR):
-            self.reader.feed(data)
-            self._idle = False
-            self._unparsed.append(data)
-            data = self._drain()
+            if not self.authenticated:
+                data = request_limits.feed_unauthenticated(self, data)
+            else:
+                self.reader.feed(data)
+                self._idle = False
+                self._unparsed.append(data)
+                data = self._drain()
             if data is None:
                 return
         self._hand_over(data, inline=True)
@@ -119,6 +123,8 @@ class Connection(Dispatch, asyncio.Protocol):
         while data is not None and not self.closing:
             if inline:
                 data = self._feed_inline(data)
+            elif not self.authenticated:
+                data = request_limits.feed_unauthenticated(self, data)
             else:
                 self.reader.feed(data)
                 self._idle = False
@@ -148,7 +154,7 @@ class Connection(Dispatch, asyncio.Protocol):
                 self._flush(out)
                 rest = self._recover(str(exc))
                 if rest is None:
-                    self.protocol_error(_map_hiredis_error(str(exc)))
+                    self.protocol_error(request_limits.redis_error(self) or _map_hiredis_error(str(exc)))
                 return rest
             if got is True:
                 self._at_boundary()
@@ -156,6 +162,10 @@ class Connection(Dispatch, asyncio.Protocol):
             if got is False:  # the rest is part of a request: wait for more
                 if len(self._unparsed) > self._compact_at:
                     self._compact_history()
+                refused = request_limits.check_incomplete(self)
+                if refused is not None:
+                    self.protocol_error(refused)
+                    return
                 if reader.len() > 65536:
                     self._check_query_limits(reader.len(), out)
                 break
@@ -198,6 +208,7 @@ class Connection(Dispatch, asyncio.Protocol):
         self._idle = True
         self._unparsed.clear()
         self._compact_at = _COMPACT_AT
+        self._walk = None
 
     def _consumed(self) -> int:
         """Bytes of the complete requests in `_unparsed`: parse them again to count them.
@@ -227,6 +238,8 @@ class Connection(Dispatch, asyncio.Protocol):
         consumed = self._consumed()
         self._unparsed = [b"".join(self._unparsed)[consumed:]]
         self._compact_at = _COMPACT_AT if consumed else self._compact_at * 2
+        if self._walk is not None:
+            self._walk.rebase(self._unparsed, consumed)
 
     def _recover(self, error: str) -> bytes | None:
         """hiredis met a byte that cannot start a RESP request where a command should begin.
@@ -234,17 +247,28 @@ class Connection(Dispatch, asyncio.Protocol):
         Redis reads such a line as an inline command (an empty line is ignored): redis-cli --pipe
         sends a CRLF before its closing ECHO, often in the same read as the last commands. Find
         where the last complete command ended and return the rest for the inline parser, which
-        gives RESP back to a fresh hiredis reader at the next '*'. None when the bad byte is
-        inside a request (the rest starts with '*'): that is a protocol error.
+        gives RESP back to a fresh hiredis reader at the next '*'.
+        None when the bad byte is inside a request (the rest starts with '*'): that is a
+        protocol error. A negative count (`*-5`) hiredis refuses; Redis ignores it: the rest
+        after its line goes on the same way.
         """
-        if "reply type byte" not in error:
-            return None
-        rest = b"".join(self._unparsed)[self._consumed():]
-        if not rest or rest[0] == _STAR:
+        if "reply type byte" in error:
+            rest = b"".join(self._unparsed)[self._consumed():]
+            if not rest or rest[0] == _STAR:
+                return None
+        elif "Multi-bulk length out of range" in error:
+            rest = b"".join(self._unparsed)[self._consumed():]
+            cr = rest.find(b"\r")
+            count = request_limits.string2ll(rest[1:cr]) if rest[:2] == b"*-" and cr > 0 else None
+            if count is None or count >= 0 or len(rest) < cr + 2:
+                return None
+            rest = rest[cr + 2:]
+        else:
             return None
         self.reader = hiredis.Reader()
         self._unparsed = []
         self._compact_at = _COMPACT_AT
+        self._walk = None
         self._idle = True
         return rest
 
@@ -340,12 +364,17 @@ class Connection(Dispatch, asyncio.Protocol):
             self.abort()
 
     def protocol_error(self, message: str):
+        if message.startswith("Protocol error: expected '$'"):
+            # Guessed from a parsed argument (None stands for $-1, *-1 and _): the raw bytes
+            # tell what Redis meets first.
+            message = request_limits.redis_error(self) or message
         self.server.log.verbose("Protocol error (%s) from client: id=%d addr=%s",
                                 message, self.id, self.addr)
         if not self.closing:
             # Replies to the requests before the bad one go first, as Redis sends them.
             self._flush(self._out)
-            self.transport.write(resp.error("ERR " + message))
+            # surrogateescape: the byte in "got '%c'" goes out raw, as Redis sends it
+            self.transport.write(b"-ERR " + message.encode("utf-8", "surrogateescape") + b"\r\n")
         self.close()
 
     def close(self):
