@@ -136,3 +136,41 @@ def test_object_encoding_of_hashes_as_redis(r, real_redis, fields):
         client.hset("enc-rc-h", mapping=fields)
     assert r.object("encoding", "enc-rc-h") == theirs.object("encoding", "enc-rc-h")
     theirs.delete("enc-rc-h")
+
+
+# ---- COMMAND INFO in RESP3 -------------------------------------------------------------------
+def _read_reply(sock_file):
+    """One RESP3 reply as (type char, value), aggregates as lists of replies, so an array and a
+    set with the same elements differ."""
+    line = sock_file.readline()[:-2]
+    kind, rest = chr(line[0]), line[1:]
+    if kind in "*~%>":
+        count = int(rest) * (2 if kind == "%" else 1)
+        return kind, [_read_reply(sock_file) for _ in range(max(count, 0))]
+    if kind in "$=":
+        data = sock_file.read(int(rest) + 2)[:-2]
+        return kind, data
+    return kind, rest
+
+
+def _resp3(port, *args):
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        handle = sock.makefile("rb")
+        for command in (("HELLO", "3"), args):
+            sock.sendall(b"*%d\r\n" % len(command) + b"".join(
+                b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in command))
+            reply = _read_reply(handle)
+        return reply
+
+
+@pytest.mark.parametrize("name", ["get", "set", "ping", "hset", "config", "client"])
+def test_command_info_resp3_flags_and_categories_are_sets_as_redis(server, real_redis, name):
+    ours = _resp3(server.port, "COMMAND", "INFO", name)[1][0][1]
+    theirs = _resp3(real_redis, "COMMAND", "INFO", name)[1][0][1]
+    # name, arity, flags, first/last/step, ACL categories: same types, same order
+    assert ours[:7] == theirs[:7]
+    assert ours[2][0] == ours[6][0] == "~"
+    # tips and key specs are sets too (respcache lists none of either)
+    assert ours[7][0] == ours[8][0] == "~"
+    assert ours[9][0] == theirs[9][0]  # subcommands: an array, or an empty set when none

@@ -7,7 +7,7 @@ flags, key positions, ACL categories and subcommands.
 from __future__ import annotations
 
 from .. import errors, resp
-from ..acl import categories_of
+from ..acl import CATEGORIES, categories_of
 from ..errors import CommandError
 from ..glob import glob_match
 from .registry import COMMANDS, container, subcommand, unique_commands
@@ -23,15 +23,22 @@ def _flags(cmd):
     return [f for f in _SHOWN_FLAGS if f in flags]
 
 
-def command_info(cmd) -> bytes:
-    subs = [command_info(sub) for sub in cmd.subcommands.values()]
+def command_info(cmd, proto=2) -> bytes:
+    """Redis 7.0's addReplyCommandInfo: in RESP3 flags, ACL categories, tips and key specs are
+    sets, and so are the subcommands of a command that has none (an array otherwise).
+    Categories come in Redis's order (ACL CAT's), not sorted."""
+    subs = [command_info(sub, proto) for sub in cmd.subcommands.values()]
     name = cmd.fullname.encode()
+    # A container (CONFIG, CLIENT) has no flags of its own, so Redis shows it as @slow only;
+    # its subcommands carry the real categories.
+    categories = {"slow"} if cmd.subcommands else categories_of(cmd)
     return resp.array([
         resp.bulk(name), resp.integer(cmd.arity),
-        resp.array([resp.simple(f) for f in _flags(cmd)]),
+        resp.set_of([resp.simple(f) for f in _flags(cmd)], proto),
         resp.integer(cmd.first_key), resp.integer(cmd.last_key), resp.integer(cmd.step),
-        resp.array([resp.simple("@" + c) for c in sorted(categories_of(cmd) - {"all"})]),
-        resp.EMPTY_ARRAY, resp.EMPTY_ARRAY, resp.array(subs),
+        resp.set_of([resp.simple("@" + c) for c in CATEGORIES if c in categories], proto),
+        resp.set_of([], proto), resp.set_of([], proto),
+        resp.array(subs) if subs else resp.set_of([], proto),
     ])
 
 
@@ -47,7 +54,7 @@ def command_docs(cmd, proto) -> bytes:
 
 
 def _command_all(conn, args):
-    return resp.array([command_info(cmd) for cmd in unique_commands()])
+    return resp.array([command_info(cmd, conn.proto) for cmd in unique_commands()])
 
 
 COMMAND = container("command", -1, "loading stale", group="server")
@@ -76,7 +83,7 @@ def command_info_cmd(conn, args):
     out = []
     for name in args[2:]:
         cmd = COMMANDS.get(name.lower())
-        out.append(command_info(cmd) if cmd else resp.NIL[conn.proto])
+        out.append(command_info(cmd, conn.proto) if cmd else resp.NIL[conn.proto])
     return resp.array(out)
 
 
