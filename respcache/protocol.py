@@ -15,7 +15,7 @@ import hiredis
 
 from . import errors, request_limits, resp
 from .commands.registry import PLAIN_COMMANDS
-from ._fastpath import run as run_plain
+from ._fastpath import run as run_plain, scan_headers
 from .dispatch import Dispatch, type_char
 from .inline import InlineParser
 
@@ -68,6 +68,7 @@ class Connection(Dispatch, asyncio.Protocol):
         self._unparsed = []
         self._compact_at = _COMPACT_AT
         self._walk = None          # request_limits.Walk over _unparsed, once a check needed one
+        self._scan_state = -2      # fastpath.scan_headers' state between reads
         self._out = []             # replies of the batch being run (protocol_error sends them)
 
     # ---- asyncio callbacks -------------------------------------------------------------------
@@ -106,10 +107,7 @@ class Connection(Dispatch, asyncio.Protocol):
             if not self.authenticated:
                 data = request_limits.feed_unauthenticated(self, data)
             else:
-                self.reader.feed(data)
-                self._idle = False
-                self._unparsed.append(data)
-                data = self._drain()
+                data = self._feed(data)
             if data is None:
                 return
         self._hand_over(data, inline=True)
@@ -126,11 +124,33 @@ class Connection(Dispatch, asyncio.Protocol):
             elif not self.authenticated:
                 data = request_limits.feed_unauthenticated(self, data)
             else:
-                self.reader.feed(data)
-                self._idle = False
-                self._unparsed.append(data)
-                data = self._drain()
+                data = self._feed(data)
             inline = not inline
+
+    def _feed(self, data):
+        """hiredis takes what came; returns what _drain returns.
+
+        First, a look for aggregate headers (`*N`, and `%~>|` which no request may hold) whose
+        count hiredis would allocate up front: freeing a list of 2^31 slots stalled the server
+        for seconds. The C scan costs a few memchr passes per read, not per request.
+        """
+        bad, kind, self._scan_state = scan_headers(data, -2 if self._idle else self._scan_state,
+                                                   request_limits.MAX_AGGREGATE)
+        if bad >= 0:
+            # What came before the header runs first, as Redis runs it; then the error.
+            if bad:
+                self.reader.feed(data[:bad])
+                self._idle = False
+                self._unparsed.append(data[:bad])
+                self._drain()
+            if not self.closing:
+                self.protocol_error(errors.PROTO_MULTIBULK if kind == _STAR
+                                    else errors.PROTO_EXPECTED_DOLLAR.format(chr(kind)))
+            return None
+        self.reader.feed(data)
+        self._idle = False
+        self._unparsed.append(data)
+        return self._drain()
 
     # ---- parsing -----------------------------------------------------------------------------
     def _drain(self):

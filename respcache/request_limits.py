@@ -18,6 +18,10 @@ import re
 from . import errors
 
 INT_MAX = 2 ** 31 - 1          # a multibulk count above this is invalid (Redis: ll > INT_MAX)
+# Counts hiredis may see: it allocates an aggregate's list when it reads the header (Redis as
+# arguments arrive), so a larger *N is refused before hiredis parses it (protocol.Connection.
+# _feed). Redis 7 accepts up to INT_MAX; no client sends a command of over a million arguments.
+MAX_AGGREGATE = 1024 * 1024
 UNAUTH_MULTIBULK = 10          # while authentication is required
 UNAUTH_BULK = 16384
 INLINE_MAX = 64 * 1024         # PROTO_INLINE_MAX_SIZE: a count line longer than this is refused
@@ -268,7 +272,4 @@ def feed_unauthenticated(conn, data):
 def _feed_resp(conn, data):
     if not conn.authenticated:
         return feed_unauthenticated(conn, data)
-    conn.reader.feed(data)
-    conn._idle = False
-    conn._unparsed.append(data)
-    return conn._drain()
+    return conn._feed(data)  # authenticated from here on: the aggregate scan applies

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import REDIS_SERVER, free_port, wait_for_port
-from test_protocol import raw_session
+from test_protocol import raw_session, read_until
 
 
 def _talk(port, parts, wait=0.4):
@@ -54,7 +54,9 @@ MALFORMED = [
     # 1. declared lengths, checked as soon as the header is in
     [b"*1\r\n$536870913\r\n"],
     [b"*1\r\n$536870912\r\n"],                       # at the limit: waits for the body
-    [b"*2147483647\r\n"],                              # INT_MAX: waits
+    # (*2147483647, INT_MAX, waits in Redis: respcache refuses counts over 1,048,576 on
+    # purpose, see test_huge_aggregate_counts_are_refused_before_hiredis_allocates_them)
+    [b"*1048576\r\n"],                                 # at respcache's limit: waits
     [b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n", b"$536870913\r\n"],
     # 3. what hiredis accepts (or refuses) differently from Redis
     [b"*1\r\n$-1\r\n"],
@@ -149,3 +151,42 @@ def test_long_pipeline_split_mid_request_still_runs(server):
             assert chunk
             got += chunk
     assert got == b"+OK\r\n" * 300
+
+
+@pytest.mark.parametrize("payload, error", [
+    (b"*2147483647\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
+    (b"*1048577\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
+    (b"*1\r\n>1000000000\r\n", b"-ERR Protocol error: expected '$', got '>'\r\n"),
+    (b"*1\r\n~1000000000\r\n", b"-ERR Protocol error: expected '$', got '~'\r\n"),
+    (b"*1\r\n$4\r\nPING\r\n*2000000000\r\n",
+     b"+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n"),
+])
+def test_huge_aggregate_counts_are_refused_before_hiredis_allocates_them(server, payload, error):
+    """hiredis allocates an aggregate's list when it reads the header; freeing 2^31 slots
+    stalled every client for seconds (`>N` for half a minute). Such a header is refused first.
+    Redis accepts a top-level count up to INT_MAX (it allocates as arguments arrive): respcache
+    draws the line at 1,048,576 arguments."""
+    other = server.client(socket_timeout=2)  # a liveness check: the stall was 4 to 30 s
+    other.ping()
+    with raw_session(server.port) as sock:
+        sock.sendall(payload)
+        assert read_until(sock, expected_len=len(error)) == error
+        assert sock.recv(10) == b""
+    assert other.ping()
+
+
+def test_a_huge_count_split_over_two_reads_is_refused_too(server):
+    with raw_session(server.port) as sock:
+        sock.sendall(b"*21474")
+        time.sleep(0.1)
+        sock.sendall(b"83647\r\n")
+        assert read_until(sock, terminator=b"\r\n") == (
+            b"-ERR Protocol error: invalid multibulk length\r\n")
+
+
+def test_a_count_at_the_limit_still_waits_for_its_arguments(server):
+    with raw_session(server.port) as sock:
+        sock.sendall(b"*1048576\r\n")
+        sock.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            sock.recv(10)
