@@ -4,9 +4,6 @@ LIST and errors whichever path a command took."""
 
 from __future__ import annotations
 
-import socket
-import time
-
 import pytest
 import redis
 

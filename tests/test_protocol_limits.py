@@ -4,7 +4,6 @@ Each case sends the same raw bytes to both servers and compares what comes back 
 the connection was closed (see test_protocol.py for the raw socket helpers).
 """
 
-import os
 import socket
 import subprocess
 import time

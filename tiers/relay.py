@@ -33,7 +33,7 @@ from collections import defaultdict
 
 from respcache import resp
 
-from .link import (ANNOUNCE_CHANNEL, INVALIDATE_CHANNEL, OP_AGED, OP_DELETE, OP_DEMOTE, OP_PLACE,
+from .link import (ANNOUNCE_CHANNEL, INVALIDATE_CHANNEL, OP_DELETE, OP_DEMOTE, OP_PLACE,
                    OP_WRITE, encode_message, encode_records)
 from .readthrough import ReadThrough, table_fields
 from .ring import Ring

@@ -19,7 +19,7 @@ from ..acl_log import AclLogEntry
 from ..bus import across_workers, bus_op
 from ..errors import CommandError
 from .args import parse_int
-from .registry import COMMANDS, container, subcommand
+from .registry import container, subcommand
 
 ACL = container("acl", -2, "", group="server")
 
@@ -228,37 +228,6 @@ def acl_log(conn, args):
         now_ms = int(time.time() * 1000)
         return resp.array([_render_entry(e, now_ms, conn.proto) for e in entries])
     return across_workers(server, b"acl-log", (b"%d" % count,), local, combine)
-
-
-def _record_failed_auth(cmd):
-    """AUTH and HELLO ... AUTH refused: an ACL LOG entry (reason auth, object the command name as
-    sent, the username tried), as Redis records it.
-
-    ACL LOG is kept here, next to its command: the connection family's handlers stay as they are
-    and are wrapped once, at import."""
-    handler = cmd.handler
-
-    def checked(conn, args):
-        try:
-            return handler(conn, args)
-        except CommandError as exc:
-            if str(exc) == errors.WRONGPASS:
-                conn.server.acl.log.add(conn, "auth", args[0], _text(_username_tried(args)))
-            raise
-    cmd.handler = checked
-
-
-def _username_tried(args) -> bytes:
-    if args[0].lower() == b"auth":
-        return args[1] if len(args) == 3 else b"default"
-    for i in range(1, len(args) - 2):       # HELLO [protover] AUTH <username> <password> ...
-        if args[i].upper() == b"AUTH":
-            return args[i + 1]
-    return b"default"
-
-
-for _name in (b"auth", b"hello"):
-    _record_failed_auth(COMMANDS[_name])
 
 
 @subcommand(ACL, "help", 2, "loading stale")

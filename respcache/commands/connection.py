@@ -42,13 +42,15 @@ def select(conn, args):
     return resp.OK
 
 
-def authenticate(conn, username: bytes, password: bytes):
-    """The ACL user for these credentials, or None (counted: INFO acl_access_denied_auth)."""
-    user = conn.server.acl.authenticate(username.decode("utf-8", "replace"), password)
+def authenticate(conn, command: bytes, username: bytes, password: bytes):
+    """The ACL user for these credentials, or None: counted (INFO acl_access_denied_auth) and
+    recorded in ACL LOG (reason auth, object the command name as sent), as Redis does."""
+    name = username.decode("utf-8", "replace")
+    user = conn.server.acl.authenticate(name, password)
     if user is None:
         conn.server.stats_auth_failures += 1
-        conn.server.log.verbose("WRONGPASS for user '%s' from %s", username.decode(
-            "utf-8", "replace"), conn.addr)
+        conn.server.acl.log.add(conn, "auth", command, name)
+        conn.server.log.verbose("WRONGPASS for user '%s' from %s", name, conn.addr)
     return user
 
 
@@ -62,7 +64,7 @@ def auth(conn, args):
         username, password = b"default", args[1]
     else:
         username, password = args[1], args[2]
-    user = authenticate(conn, username, password)
+    user = authenticate(conn, args[0], username, password)
     if user is None:
         raise CommandError(errors.WRONGPASS)
     conn.log_in(user)
@@ -95,7 +97,7 @@ def hello(conn, args):
         else:
             raise CommandError(f"ERR Syntax error in HELLO option '{args[i].decode('utf-8', 'replace')}'")
     if authed is not None:
-        user = authenticate(conn, *authed)
+        user = authenticate(conn, args[0], *authed)
         if user is None:
             raise CommandError(errors.WRONGPASS)
         conn.log_in(user)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 import time
 
-import redis
 
 from tierlib import wait_until
 
