@@ -13,13 +13,12 @@ import asyncio
 import ipaddress
 import os
 import signal
-import socket
 import time
 from collections import deque
 
 from shm_lru import ShmLRU
 
-from . import errors, resp
+from . import errors, monitoring, resp
 from .config import Config
 from .acl import AclTable
 from .keyspace import Keyspace
@@ -78,7 +77,7 @@ class Server:
         self.acl = AclTable(config.values)
         self.clients = {}
         self.pubsub = PubSub()
-        self.monitors = CallbackSet(self._monitors_changed)
+        self.monitors = monitoring.CallbackSet(self._monitors_changed)
         self.slowlog = deque(maxlen=config.values["slowlog-max-len"])
         self.slowlog_next_id = 0
         self.slowlog_threshold_usec = config.values["slowlog-log-slower-than"]
@@ -152,12 +151,9 @@ class Server:
 
     def feed_monitors(self, conn, args):
         """One MONITOR line for a command that ran, passwords shown as Redis shows them."""
-        if not all(a.__class__ is bytes for a in args):  # a protocol error ran nothing
+        data = monitoring.monitor_line(conn, args)
+        if data is None:
             return
-        line = "+%.6f [0 %s] %s\r\n" % (
-            time.time(), conn.addr if conn.kind == "tcp" else "unix:" + conn.laddr[:-2],
-            " ".join(_monitor_repr(a) for a in redact_args(args)))
-        data = line.encode()
         self._deliver_monitor_line(data, conn)
         if self.bus is not None and self.bus.remote_monitor_count():
             self.bus.broadcast(b"monitor-line", data)
@@ -168,15 +164,9 @@ class Server:
                 monitor.send(data)
 
     def slowlog_add(self, conn, args, usec):
-        if not all(a.__class__ is bytes for a in args):  # a protocol error ran nothing
+        shown = monitoring.slowlog_args(args)
+        if shown is None:
             return
-        args = redact_args(args)
-        shown = [a[:128] + (b"... (%d more bytes)" % (len(a) - 128) if len(a) > 128 else b"")
-                 for a in args[:31]]
-        if len(args) > 32:
-            shown.append(b"... (%d more arguments)" % (len(args) - 31))
-        elif len(args) == 32:
-            shown.append(args[31][:128])
         self.slowlog.appendleft((self.slowlog_next_id, int(time.time()), usec, shown,
                                  conn.addr.encode(), conn.name))
         self.slowlog_next_id += 1
@@ -374,24 +364,6 @@ class Server:
                 conn.close()
 
 
-class CallbackSet(set):
-    """A set that reports additions and removals (the monitor count crosses workers)."""
-
-    def __init__(self, on_change):
-        super().__init__()
-        self.on_change = on_change
-
-    def add(self, item):
-        if item not in self:
-            super().add(item)
-            self.on_change()
-
-    def discard(self, item):
-        if item in self:
-            super().discard(item)
-            self.on_change()
-
-
 def _is_loopback(addr: str) -> bool:
     host = addr.rsplit(":", 1)[0].strip("[]")
     try:
@@ -401,77 +373,3 @@ def _is_loopback(addr: str) -> bool:
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_loopback
-
-
-REDACTED = b"(redacted)"
-# CONFIG SET parameters Redis 7.0 flags SENSITIVE_CONFIG (its tls-*-pass ones are not).
-SENSITIVE_CONFIGS = frozenset((b"requirepass", b"masterauth", b"masteruser"))
-
-
-def redact_args(args: list) -> list:
-    """args as MONITOR and SLOWLOG show them: the arguments Redis 7.0's commands pass to
-    redactClientCommandArgument replaced by "(redacted)" -- AUTH's, HELLO's AUTH pairs, the
-    values of sensitive CONFIG SET parameters and everything after ACL SETUSER. Each command
-    redacts as it runs, so a form it refuses first (AUTH with 4 arguments, HELLO 4 ...,
-    CONFIG SET with an odd count) keeps its plaintext, as in Redis."""
-    if len(args) < 2:
-        return args
-    name = args[0].lower()
-    if name == b"auth":
-        if len(args) > 3:
-            return args
-        return [args[0]] + [REDACTED] * (len(args) - 1)
-    if name == b"hello":
-        if args[1] not in (b"2", b"3"):  # no protocol version: HELLO stops there
-            return args
-        shown = list(args)
-        j, last = 2, len(args) - 1
-        while j <= last:
-            opt = args[j].lower()
-            if opt == b"auth" and last - j >= 2:
-                shown[j + 1] = shown[j + 2] = REDACTED
-                j += 3
-            elif opt == b"setname" and last - j >= 1:
-                j += 2
-            else:  # a syntax error: HELLO reads no further
-                break
-        return shown
-    if name == b"config":
-        if args[1].lower() != b"set" or len(args) < 4 or len(args) % 2:
-            return args
-        shown = list(args)
-        for i in range(2, len(args), 2):
-            if args[i].lower() in SENSITIVE_CONFIGS:
-                shown[i + 1] = REDACTED
-        return shown
-    if name == b"acl":
-        if args[1].lower() != b"setuser" or len(args) < 3:
-            return args
-        return [args[0], args[1]] + [REDACTED] * (len(args) - 2)
-    return args
-
-
-def _monitor_repr(arg: bytes) -> str:
-    out = ['"']
-    for b in arg:
-        ch = chr(b)
-        if ch in '\\"':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif 32 <= b < 127:
-            out.append(ch)
-        else:
-            out.append("\\x%02x" % b)
-    out.append('"')
-    return "".join(out)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
