@@ -174,7 +174,8 @@ class Connection(Dispatch, asyncio.Protocol):
                 self._flush(out)
                 rest = self._recover(str(exc))
                 if rest is None:
-                    self.protocol_error(request_limits.redis_error(self) or _map_hiredis_error(str(exc)))
+                    self.protocol_error(request_limits.redis_error(self) or
+                                        request_limits.hiredis_error_text(str(exc)))
                 return rest
             if got is True:
                 self._at_boundary()
@@ -231,23 +232,9 @@ class Connection(Dispatch, asyncio.Protocol):
         self._walk = None
 
     def _consumed(self) -> int:
-        """Bytes of the complete requests in `_unparsed`: parse them again to count them.
-
-        Only a stream error or a long unbroken stream (see _compact_history) pays for this; the
-        hot path keeps nothing per command.
-        """
-        probe = hiredis.Reader()
-        for chunk in self._unparsed:
-            probe.feed(chunk)
-        consumed = 0
-        while True:
-            try:
-                args = probe.gets()
-            except hiredis.ProtocolError:
-                return consumed
-            if args is False:
-                return consumed
-            consumed += _encoded_size(args)
+        """Bytes of the complete requests in `_unparsed` (parsed again to count them: only a
+        stream error or a long unbroken stream pays for this; the hot path keeps nothing)."""
+        return request_limits.complete_bytes(self._unparsed)
 
     def _compact_history(self):
         """Keep only the bytes after the last complete command (bounded memory on long streams).
@@ -414,20 +401,6 @@ class Connection(Dispatch, asyncio.Protocol):
         return len(self.channels) + len(self.patterns)
 
 
-def _encoded_size(value) -> int:
-    """Bytes of a parsed request as RESP: *N CRLF then each element ($len CRLF data CRLF for
-    a bulk string). Odd elements (:n, $-1, nested arrays) are sized too: they may precede an
-    error that must be located."""
-    if value is None:
-        return 5                                   # $-1 CRLF (or *-1 CRLF)
-    if value.__class__ is list:
-        return len(str(len(value))) + 3 + sum(map(_encoded_size, value))
-    if value.__class__ is int:
-        return len(str(value)) + 3                 # :n CRLF
-    n = len(value)
-    return n + len(str(n)) + 5
-
-
 def _addresses(transport):
     peer = transport.get_extra_info("peername")
     sock = transport.get_extra_info("sockname")
@@ -436,14 +409,3 @@ def _addresses(transport):
         fmt = "[{}]:{}" if ":" in host else "{}:{}"
         return fmt.format(host, peer[1]), fmt.format(sock[0], sock[1]), "tcp"
     return f"{sock or ''}:0", f"{sock or ''}:0", "unix"
-
-
-def _map_hiredis_error(text: str) -> str:
-    if "multi-bulk" in text:
-        return errors.PROTO_MULTIBULK
-    if "Bulk string length" in text or "bulk" in text.lower():
-        return errors.PROTO_BULK
-    if "reply type byte" in text:
-        got = text.split('"')[1] if '"' in text else "?"
-        return errors.PROTO_EXPECTED_DOLLAR.format(got)
-    return "Protocol error: " + text

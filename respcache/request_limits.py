@@ -15,6 +15,8 @@ from __future__ import annotations
 import bisect
 import re
 
+import hiredis
+
 from . import errors
 
 INT_MAX = 2 ** 31 - 1          # a multibulk count above this is invalid (Redis: ll > INT_MAX)
@@ -273,3 +275,46 @@ def _feed_resp(conn, data):
     if not conn.authenticated:
         return feed_unauthenticated(conn, data)
     return conn._feed(data)  # authenticated from here on: the aggregate scan applies
+
+
+def complete_bytes(chunks) -> int:
+    """Bytes of the complete requests at the start of `chunks` (what hiredis was fed since a
+    boundary): parsed again with a fresh reader, each request sized as RESP."""
+    probe = hiredis.Reader()
+    for chunk in chunks:
+        probe.feed(chunk)
+    consumed = 0
+    while True:
+        try:
+            args = probe.gets()
+        except hiredis.ProtocolError:
+            return consumed
+        if args is False:
+            return consumed
+        consumed += _encoded_size(args)
+
+
+def _encoded_size(value) -> int:
+    """Bytes of a parsed request as RESP: *N CRLF then each element ($len CRLF data CRLF for
+    a bulk string). Odd elements (:n, $-1, nested arrays) are sized too: they may precede an
+    error that must be located."""
+    if value is None:
+        return 5                                   # $-1 CRLF (or *-1 CRLF)
+    if value.__class__ is list:
+        return len(str(len(value))) + 3 + sum(map(_encoded_size, value))
+    if value.__class__ is int:
+        return len(str(value)) + 3                 # :n CRLF
+    n = len(value)
+    return n + len(str(n)) + 5
+
+
+def hiredis_error_text(text: str) -> str:
+    """A hiredis ProtocolError in Redis's words, where request bytes did not say more."""
+    if "multi-bulk" in text:
+        return errors.PROTO_MULTIBULK
+    if "Bulk string length" in text or "bulk" in text.lower():
+        return errors.PROTO_BULK
+    if "reply type byte" in text:
+        got = text.split('"')[1] if '"' in text else "?"
+        return errors.PROTO_EXPECTED_DOLLAR.format(got)
+    return "Protocol error: " + text
