@@ -34,6 +34,7 @@
 #include <structmember.h>
 #include <time.h>
 
+#include "fastpath.h"
 #include "lru_capi.h"
 
 #define MAX_COMMANDS 1024  /* command indexes (subcommands included) handed out by the registry */
@@ -43,16 +44,8 @@ static long long calls_of[MAX_COMMANDS];
 static long long usec_of[MAX_COMMANDS];
 
 static PyObject *str_gets, *str_has_data, *str_handler_failed, *str_closing,
-                *str_last_command, *str_before_command, *str_slowlog_add, *str_table,
-                *str_get, *str_set, *str_proto;
-
-/* What GET and SET need from the Python side, given once by configure(). */
-static PyObject *string_type;      /* keyspace.STRING */
-static PyObject *wrongtype_error;  /* shm_lru.WrongTypeError */
-static PyObject *wrongtype_reply;  /* -WRONGTYPE ... */
-static PyObject *nil_replies;      /* {proto: nil bulk} */
-static PyObject *ok_reply;         /* +OK */
-static PyObject *set_general;      /* strings.set_with_options(conn, argv) */
+                *str_last_command, *str_before_command, *str_slowlog_add;
+PyObject *fastpath_str_table;   /* shared with fastpath_strings.c (fastpath.h) */
 
 /* shm_lru's C API (its prefetch hint), imported at module init. */
 static shm_lru_capi *table_api;
@@ -279,7 +272,7 @@ run(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     if (gets == NULL || has_data == NULL)
         goto done;
 
-    key_table = PyObject_GetAttr(conn, str_table);
+    key_table = PyObject_GetAttr(conn, fastpath_str_table);
     if (key_table == NULL)
         goto done;
     tick = now_ns();
@@ -411,250 +404,6 @@ done:
     return result;
 }
 
-/* ---- aggregate headers, before hiredis sees them -------------------------------------------- */
-
-/*
- * hiredis allocates an aggregate's list as soon as it reads `*N` (or `%N ~N >N |N`): for a huge
- * N that is cheap, but freeing it walks N slots, and `*2147483647` then stalled the whole
- * server for seconds (`*1\r\n>1000000000` for half a minute). Redis allocates as arguments
- * arrive. So every chunk is looked at before it is fed: each of the five type bytes is found
- * with memchr (a handful of passes over bytes already in cache), and one that starts a line
- * with a count over the limit is refused before hiredis parses it. A count split over two
- * reads is carried in the state. Bodies are not skipped: a body byte that happens to look like
- * such a header (after a newline, with a count over the limit) is refused too, which Redis
- * would not do; no real client sends that.
- *
- * state: -2 = the previous chunk ended a line (or nothing came yet), -1 = it did not, >= 0 = it
- * ended inside a header's count: (count so far) * 8 + index of the type byte in AGGREGATES.
- */
-static const char AGGREGATES[] = "*%~>|";
-
-static long long
-count_digits(const char *p, const char *end, long long count, long long limit, const char **stop)
-{
-    while (p < end && *p >= '0' && *p <= '9' && count <= limit) {
-        count = count * 10 + (*p - '0');
-        p++;
-    }
-    *stop = p;
-    return count;
-}
-
-PyDoc_STRVAR(scan_headers_doc,
-"scan_headers(data, state, limit) -> (offset, type_byte, state)\n"
-"\n"
-"The offset in `data` of the first aggregate header whose count is over `limit` (-1: none;\n"
-"0 also when it began in an earlier chunk), its type byte, and the state for the next chunk.");
-
-static PyObject *
-scan_headers(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
-{
-    const char *data, *end, *stop, *p;
-    Py_ssize_t len, bad = -1;
-    long long state, next_state, limit, count;
-    int bad_type = 0, first_starts_line;
-
-    if (argc != 3 || !PyBytes_Check(argv[0])) {
-        PyErr_SetString(PyExc_TypeError, "scan_headers(data: bytes, state: int, limit: int)");
-        return NULL;
-    }
-    state = PyLong_AsLongLong(argv[1]);
-    limit = PyLong_AsLongLong(argv[2]);
-    if ((state == -1 || limit == -1) && PyErr_Occurred())
-        return NULL;
-    data = PyBytes_AS_STRING(argv[0]);
-    len = PyBytes_GET_SIZE(argv[0]);
-    end = data + len;
-    if (len == 0)
-        return Py_BuildValue("(nin)", (Py_ssize_t)-1, 0, (Py_ssize_t)state);
-
-    if (state >= 0) {   /* a count going on from the previous chunk */
-        count = count_digits(data, end, state / 8, limit, &stop);
-        if (count > limit)
-            return Py_BuildValue("(nin)", (Py_ssize_t)0, (int)AGGREGATES[state % 8],
-                                 (Py_ssize_t)-1);
-        if (stop == end)
-            return Py_BuildValue("(nin)", (Py_ssize_t)-1, 0,
-                                 (Py_ssize_t)(count * 8 + state % 8));
-    }
-    first_starts_line = state == -2;
-    next_state = data[len - 1] == '\n' ? -2 : -1;
-    for (int t = 0; AGGREGATES[t] != 0; t++) {
-        for (p = memchr(data, AGGREGATES[t], (size_t)len); p != NULL && (bad < 0 || p - data < bad);
-             p = memchr(p + 1, AGGREGATES[t], (size_t)(end - p - 1))) {
-            if (p == data ? !first_starts_line : p[-1] != '\n')
-                continue;   /* not at a line start: inside a body or a line */
-            count = count_digits(p + 1, end, 0, limit, &stop);
-            if (count > limit) {
-                bad = p - data;
-                bad_type = AGGREGATES[t];
-                break;
-            }
-            if (stop == end)   /* the count may go on in the next chunk */
-                next_state = count * 8 + t;
-        }
-    }
-    return Py_BuildValue("(nin)", bad, bad_type, (Py_ssize_t)(bad >= 0 ? -1 : next_state));
-}
-
-/* ---- GET and SET ------------------------------------------------------------------------ */
-
-static int
-configured(void)
-{
-    if (string_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "respcache._fastpath.configure() was not called");
-        return 0;
-    }
-    return 1;
-}
-
-/* $<len> CRLF <value> CRLF, built in one allocation. */
-static PyObject *
-bulk_reply(PyObject *value)
-{
-    char digits[24];
-    Py_ssize_t len = PyBytes_GET_SIZE(value), n = 0, i;
-    size_t rest = (size_t)len;
-    PyObject *reply;
-    char *p;
-
-    do {
-        digits[n++] = (char)('0' + rest % 10);
-        rest /= 10;
-    } while (rest != 0);
-    reply = PyBytes_FromStringAndSize(NULL, 1 + n + 2 + len + 2);
-    if (reply == NULL)
-        return NULL;
-    p = PyBytes_AS_STRING(reply);
-    *p++ = '$';
-    for (i = n - 1; i >= 0; i--)
-        *p++ = digits[i];
-    *p++ = '\r';
-    *p++ = '\n';
-    memcpy(p, PyBytes_AS_STRING(value), (size_t)len);
-    p += len;
-    *p++ = '\r';
-    *p = '\n';
-    return reply;
-}
-
-static PyObject *
-nil_reply(PyObject *conn)
-{
-    PyObject *proto = PyObject_GetAttr(conn, str_proto), *reply;
-
-    if (proto == NULL)
-        return NULL;
-    reply = PyObject_GetItem(nil_replies, proto);
-    Py_DECREF(proto);
-    return reply;
-}
-
-/* argv as a handler receives it: a list (hiredis) of at least `need` items. */
-static int
-handler_args(PyObject *const *argv, Py_ssize_t argc, Py_ssize_t need)
-{
-    if (argc != 2 || !PyList_Check(argv[1]) || PyList_GET_SIZE(argv[1]) < need) {
-        PyErr_SetString(PyExc_TypeError, "handler(conn, argv)");
-        return 0;
-    }
-    return configured();
-}
-
-PyDoc_STRVAR(get_doc, "GET key: the handler registered for GET (strings.py).");
-
-static PyObject *
-get_handler(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
-{
-    PyObject *table, *value, *reply, *call_args[3];
-
-    if (!handler_args(argv, argc, 2))
-        return NULL;
-    table = PyObject_GetAttr(argv[0], str_table);
-    if (table == NULL)
-        return NULL;
-    call_args[0] = table;
-    call_args[1] = PyList_GET_ITEM(argv[1], 1);
-    call_args[2] = string_type;
-    value = PyObject_VectorcallMethod(str_get, call_args,
-                                      3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    Py_DECREF(table);
-    if (value == NULL) {
-        if (PyErr_ExceptionMatches(wrongtype_error)) {
-            PyErr_Clear();
-            return Py_NewRef(wrongtype_reply);
-        }
-        return NULL;   /* a key that is not bytes: handler_failed makes it a protocol error */
-    }
-    if (value == Py_None) {
-        Py_DECREF(value);
-        return nil_reply(argv[0]);
-    }
-    if (!PyBytes_Check(value)) {
-        Py_DECREF(value);
-        PyErr_SetString(PyExc_TypeError, "the table returned a value that is not bytes");
-        return NULL;
-    }
-    reply = bulk_reply(value);
-    Py_DECREF(value);
-    return reply;
-}
-
-PyDoc_STRVAR(set_doc, "SET key value [options]: the handler registered for SET (strings.py).");
-
-static PyObject *
-set_handler(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
-{
-    PyObject *table, *done, *call_args[3];
-
-    if (!handler_args(argv, argc, 3))
-        return NULL;
-    if (PyList_GET_SIZE(argv[1]) != 3)
-        return PyObject_Vectorcall(set_general, argv, 2, NULL);
-    table = PyObject_GetAttr(argv[0], str_table);
-    if (table == NULL)
-        return NULL;
-    call_args[0] = table;
-    call_args[1] = PyList_GET_ITEM(argv[1], 1);
-    call_args[2] = PyList_GET_ITEM(argv[1], 2);
-    done = PyObject_VectorcallMethod(str_set, call_args,
-                                     3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    Py_DECREF(table);
-    if (done == NULL) {
-        /* Too big for the table, or arguments that are not bytes: the Python form says how
-         * (it tries the same write, which changes nothing, and words the error). */
-        PyErr_Clear();
-        return PyObject_Vectorcall(set_general, argv, 2, NULL);
-    }
-    Py_DECREF(done);
-    return Py_NewRef(ok_reply);
-}
-
-PyDoc_STRVAR(configure_doc,
-"configure(string_type, wrongtype_error, wrongtype_reply, nil_replies, ok_reply, set_general)\n"
-"What GET and SET need from the Python side; strings.py calls it once at import.");
-
-static PyObject *
-configure(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
-{
-    if (argc != 6) {
-        PyErr_SetString(PyExc_TypeError, "configure() takes 6 arguments");
-        return NULL;
-    }
-    if (!PyBytes_Check(argv[2]) || !PyBytes_Check(argv[4]) || !PyCallable_Check(argv[5])) {
-        PyErr_SetString(PyExc_TypeError, "configure(): replies are bytes, set_general callable");
-        return NULL;
-    }
-    Py_XSETREF(string_type, Py_NewRef(argv[0]));
-    Py_XSETREF(wrongtype_error, Py_NewRef(argv[1]));
-    Py_XSETREF(wrongtype_reply, Py_NewRef(argv[2]));
-    Py_XSETREF(nil_replies, Py_NewRef(argv[3]));
-    Py_XSETREF(ok_reply, Py_NewRef(argv[4]));
-    Py_XSETREF(set_general, Py_NewRef(argv[5]));
-    Py_RETURN_NONE;
-}
-
 /* ---- counters ----------------------------------------------------------------------------- */
 
 static int
@@ -714,10 +463,14 @@ static PyMethodDef methods[] = {
      "count(index, usec): one more call of that command, taking usec microseconds."},
     {"stats", stats, METH_O, "stats(index) -> (calls, usec)"},
     {"reset", reset, METH_NOARGS, "reset(): zero every counter (CONFIG RESETSTAT)."},
-    {"get_handler", (PyCFunction)(void (*)(void))get_handler, METH_FASTCALL, get_doc},
-    {"set_handler", (PyCFunction)(void (*)(void))set_handler, METH_FASTCALL, set_doc},
-    {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL, configure_doc},
-    {"scan_headers", (PyCFunction)(void (*)(void))scan_headers, METH_FASTCALL, scan_headers_doc},
+    {"get_handler", (PyCFunction)(void (*)(void))fastpath_get_handler, METH_FASTCALL,
+     fastpath_get_handler_doc},
+    {"set_handler", (PyCFunction)(void (*)(void))fastpath_set_handler, METH_FASTCALL,
+     fastpath_set_handler_doc},
+    {"configure", (PyCFunction)(void (*)(void))fastpath_configure, METH_FASTCALL,
+     fastpath_configure_doc},
+    {"scan_headers", (PyCFunction)(void (*)(void))fastpath_scan_headers, METH_FASTCALL,
+     fastpath_scan_headers_doc},
     {NULL}
 };
 
@@ -741,13 +494,10 @@ PyInit__fastpath(void)
     str_last_command = PyUnicode_InternFromString("last_command");
     str_before_command = PyUnicode_InternFromString("before_command");
     str_slowlog_add = PyUnicode_InternFromString("slowlog_add");
-    str_table = PyUnicode_InternFromString("table");
-    str_get = PyUnicode_InternFromString("get");
-    str_set = PyUnicode_InternFromString("set");
-    str_proto = PyUnicode_InternFromString("proto");
+    fastpath_str_table = PyUnicode_InternFromString("table");
     if (!str_gets || !str_has_data || !str_handler_failed || !str_closing || !str_last_command
-        || !str_before_command || !str_slowlog_add || !str_table || !str_get || !str_set
-        || !str_proto)
+        || !str_before_command || !str_slowlog_add || !fastpath_str_table
+        || fastpath_strings_init() < 0)
         return NULL;
     /* shm_lru's prefetch hint; without it requests run the same, only without the hint. */
     table_api = (shm_lru_capi *)PyCapsule_Import(SHM_LRU_CAPI_NAME, 0);
