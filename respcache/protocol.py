@@ -102,7 +102,9 @@ class Connection(Dispatch, asyncio.Protocol):
 
     def data_received(self, data):
         # The cron's coarse clock: idle timeouts are in seconds, a syscall per read is not needed.
-        self.last_interaction = self.server.clock
+        server = self.server
+        self.last_interaction = server.clock
+        server.stats_net_input_bytes += len(data)  # per read, not per request
         if self._inline is None and not (self._idle and data[0] != _STAR):
             if not self.authenticated:
                 data = request_limits.feed_unauthenticated(self, data)
@@ -326,8 +328,12 @@ class Connection(Dispatch, asyncio.Protocol):
 
     def _flush(self, out):
         if out and not self.closing:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            self._write(out[0] if len(out) == 1 else b"".join(out))
             out.clear()
+
+    def _write(self, data):
+        self.server.stats_net_output_bytes += len(data)
+        self.transport.write(data)
 
     def _wait_for(self, future):
         self.blocked = future
@@ -346,7 +352,7 @@ class Connection(Dispatch, asyncio.Protocol):
                                else "ERR " + str(exc))
         else:
             reply = future.result()
-        self.transport.write(reply)
+        self._write(reply)
         if self._inline is not None:
             pending, self._inline = self._inline, None
             rest = pending.take_rest()
@@ -362,7 +368,7 @@ class Connection(Dispatch, asyncio.Protocol):
         """Out-of-band output (messages, monitor lines); enforces the output buffer limit."""
         if self.closing:
             return
-        self.transport.write(data)
+        self._write(data)
         limit = self.server.pubsub_output_limit
         if limit and self.transport.get_write_buffer_size() > limit:
             self.server.log.warning(
@@ -381,7 +387,7 @@ class Connection(Dispatch, asyncio.Protocol):
             # Replies to the requests before the bad one go first, as Redis sends them.
             self._flush(self._out)
             # surrogateescape: the byte in "got '%c'" goes out raw, as Redis sends it
-            self.transport.write(b"-ERR " + message.encode("utf-8", "surrogateescape") + b"\r\n")
+            self._write(b"-ERR " + message.encode("utf-8", "surrogateescape") + b"\r\n")
         self.close()
 
     def close(self):

@@ -92,6 +92,8 @@ class Server:
         self.clock = self.started_monotonic   # refreshed by the cron: a coarse monotonic clock
         self.stats_connections = 0
         self.stats_rejected = 0
+        self.stats_net_input_bytes = 0   # what clients sent and were sent (INFO stats)
+        self.stats_net_output_bytes = 0
         self.stats_auth_failures = 0          # WRONGPASS answers (INFO: acl_access_denied_auth)
         self.stats_tls_handshake_failures = 0
         self.stats_expired_by_cron = 0

@@ -174,3 +174,17 @@ def test_command_info_resp3_flags_and_categories_are_sets_as_redis(server, real_
     # tips and key specs are sets too (respcache lists none of either)
     assert ours[7][0] == ours[8][0] == "~"
     assert ours[9][0] == theirs[9][0]  # subcommands: an array, or an empty set when none
+
+
+def test_info_counts_the_bytes_clients_sent_and_were_sent(r):
+    """total_net_input_bytes / total_net_output_bytes, which network dashboards read."""
+    r.config_resetstat()
+    before = r.info("stats")
+    r.set("net:k", "x" * 1000)
+    assert r.get("net:k") == b"x" * 1000
+    after = r.info("stats")
+    # the SET request (> 1000 bytes), the GET reply (> 1000 bytes), plus the INFO calls
+    assert after["total_net_input_bytes"] - before["total_net_input_bytes"] > 1000
+    assert after["total_net_output_bytes"] - before["total_net_output_bytes"] > 1000
+    r.config_resetstat()
+    assert r.info("stats")["total_net_input_bytes"] < 200

@@ -149,6 +149,8 @@ def sections_for(server, counters) -> dict:
             ("total_connections_received", total["connections"]),
             ("total_commands_processed", total["commands"]),
             ("instantaneous_ops_per_sec", total.get("ops_per_sec", 0)),
+            ("total_net_input_bytes", total["net_input"]),
+            ("total_net_output_bytes", total["net_output"]),
             ("rejected_connections", total["rejected"]),
             ("expired_keys", stats["expirations"]), ("evicted_keys", stats["evictions"]),
             ("keyspace_hits", stats["hits"]), ("keyspace_misses", stats["misses"]),

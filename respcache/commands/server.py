@@ -36,6 +36,7 @@ def counters(server) -> dict:
             "commands": server.stats_commands, "connections": server.stats_connections,
             "rejected": server.stats_rejected, "auth_failures": server.stats_auth_failures,
             "tls_failures": server.stats_tls_handshake_failures,
+            "net_input": server.stats_net_input_bytes, "net_output": server.stats_net_output_bytes,
             # sampled every 100 ms from the first INFO on (info.py's _Sampler)
             "ops_per_sec": sampler(server).ops_per_sec(), "memory_peak": sampler(server).peak}
 
@@ -128,6 +129,7 @@ def config_resetstat(conn, args):
     server = conn.server
     server.stats_connections = server.stats_rejected = 0
     server.stats_auth_failures = server.stats_tls_handshake_failures = 0
+    server.stats_net_input_bytes = server.stats_net_output_bytes = 0
     reset_stats()
     return resp.OK
 
