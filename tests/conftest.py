@@ -108,9 +108,8 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
 
-@pytest.fixture(scope="session")
-def real_redis():
-    """A real redis-server (Debian's) on a free loopback port, for differential tests."""
+def _redis_server():
+    """Start Debian's redis-server on a free loopback port; yields the port, stops it by PID."""
     if not os.path.exists(REDIS_SERVER):
         pytest.fail("redis-server is not installed: .ci/run installs Debian's redis-server")
     port = free_port()
@@ -121,6 +120,19 @@ def real_redis():
     yield port
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def real_redis():
+    """A real redis-server (Debian's) on a free loopback port, for differential tests."""
+    yield from _redis_server()
+
+
+@pytest.fixture
+def own_redis():
+    """A private redis-server, for scripts that change requirepass or users (the shared
+    real_redis must keep its settings)."""
+    yield from _redis_server()
 
 
 def redis_cli(port, *args, input=None, timeout=20):

@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
-
-import pytest
-
-from conftest import REDIS_SERVER, free_port, wait_for_port
 
 
 def resp_cmd(*words) -> bytes:
@@ -102,19 +97,6 @@ def slowlog_args(port, script):
     finally:
         sock.close()
     return [entry[3] for entry in reversed(entries)]
-
-
-@pytest.fixture
-def own_redis():
-    """A private redis-server: these scripts change requirepass, which the shared one must keep."""
-    port = free_port()
-    proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--daemonize", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, proc)
-    yield port
-    proc.terminate()
-    proc.wait(10)
 
 
 # Each command redacts as it runs: forms refused first (AUTH with three arguments, HELLO with a

@@ -7,15 +7,7 @@ import socket
 
 import pytest
 
-from test_monitor_slowlog import own_redis  # noqa: F401  (fixture: a private redis-server)
-
-
-def resp_cmd(*words) -> bytes:
-    out = b"*%d\r\n" % len(words)
-    for word in words:
-        word = word if isinstance(word, bytes) else str(word).encode()
-        out += b"$%d\r\n%b\r\n" % (len(word), word)
-    return out
+from test_monitor_slowlog import resp_cmd
 
 
 class Conn:
