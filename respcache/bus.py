@@ -25,6 +25,10 @@ from .glob import glob_match
 
 GATHER_TIMEOUT = 1.0
 OPS = {}   # request op -> fn(server, origin, args) -> JSON-able reply; filled by @bus_op
+# Requests that change a worker's state beyond its config file. The supervisor keeps them, in
+# order, and replays them to a worker it starts again, so a restarted worker is not the file's
+# server but the one the others are (a replay comes with origin -1, and its reply is dropped).
+STATE_OPS = frozenset((b"config-set", b"acl-setuser", b"acl-deluser"))
 
 
 def bus_op(name: bytes):

@@ -21,7 +21,7 @@ import time
 
 import hiredis
 
-from .bus import encode_message
+from .bus import STATE_OPS, encode_message
 
 RESTART_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)
 OUTBOX_LIMIT = 64 * 1024 * 1024
@@ -54,6 +54,8 @@ class Supervisor:
         self.stopping = False
         self.table = None
         self.wake_r, self.wake_w = os.pipe()
+        # CONFIG SET / ACL SETUSER / ACL DELUSER as the workers applied them (bus.STATE_OPS).
+        self.state_changes = []
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def run(self) -> int:
@@ -108,6 +110,11 @@ class Supervisor:
         slot.started = time.monotonic()
         self.selector.register(parent_end, selectors.EVENT_READ, slot)
         self.log.info("Worker %d started, pid=%d", slot.index, pid)
+        for change in self.state_changes:   # a restarted worker catches up, in order
+            self._send(slot, [b"Q", b"-1", b"0", *change])
+        if self.state_changes:
+            self.log.info("Worker %d given %d runtime changes (CONFIG SET, ACL)", slot.index,
+                          len(self.state_changes))
 
     def _loop(self):
         pending_restarts = {}
@@ -227,6 +234,8 @@ class Supervisor:
         if kind == b"B":      # [B, event, args...] -> others get [B, origin, event, args...]
             self._broadcast(slot, [b"B", origin] + message[1:])
         elif kind == b"Q":    # [Q, req_id, op, args...] -> others get [Q, origin, req_id, ...]
+            if message[2] in STATE_OPS:   # the asker applied it already (see bus.STATE_OPS)
+                self.state_changes.append(message[2:])
             sent = self._broadcast(slot, [b"Q", origin] + message[1:])
             self._send(slot, [b"N", message[1], b"%d" % sent])
         elif kind == b"R":    # [R, asker, req_id, payload...] -> asker gets [R, origin, req_id, ...]

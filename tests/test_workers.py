@@ -213,3 +213,39 @@ def test_workers_auto_starts_one_per_core(start_server):
     assert len(worker_pids(srv)) == (os.cpu_count() or 1)
     wait_for_port(srv.port)
     assert srv.client().ping()
+
+
+def test_a_restarted_worker_has_the_runtime_changes_the_others_have(two_workers):
+    """CONFIG SET and ACL SETUSER/DELUSER made while it ran reach a worker started again: the
+    supervisor replays them in order (it used to come back as the config file's server)."""
+    srv = two_workers
+    clients = connections_on_both_workers(srv)
+    clients[0].config_set("slowlog-max-len", 7)
+    clients[0].execute_command("ACL", "SETUSER", "app", "on", ">pw1", "~*", "&*", "+@all")
+    clients[0].execute_command("ACL", "SETUSER", "app", "resetpass", ">pw2")
+    clients[0].execute_command("ACL", "SETUSER", "gone", "on", ">x", "~*", "+@all")
+    clients[0].execute_command("ACL", "DELUSER", "gone")
+    victim_pid = int(clients[1].info("server")["process_id"])
+    os.kill(victim_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pids = worker_pids(srv)
+        if len(pids) == 2 and victim_pid not in pids:
+            break
+        time.sleep(0.05)
+    new_pid = next(pid for pid in worker_pids(srv) if pid != int(
+        clients[0].info("server")["process_id"]))
+    # Connect until a connection lands on the restarted worker.
+    for _ in range(64):
+        client = srv.client(protocol=2)
+        if int(client.info("server")["process_id"]) == new_pid:
+            break
+        client.close()
+    else:
+        pytest.fail("no connection reached the restarted worker")
+    assert client.config_get("slowlog-max-len") == {"slowlog-max-len": "7"}
+    users = client.execute_command("ACL", "USERS")
+    assert b"app" in users and b"gone" not in users
+    with pytest.raises(redis.AuthenticationError):
+        client.execute_command("AUTH", "app", "pw1")
+    assert client.execute_command("AUTH", "app", "pw2") is True
