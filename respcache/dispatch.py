@@ -25,11 +25,13 @@ class Dispatch:
 
     def plain(self) -> bool:
         """True when no check of `execute` can apply to a data command on this connection:
-        authenticated, unrestricted, not in MULTI, not subscribed, nobody MONITORing."""
+        authenticated, allowed every command and key (channel rules never concern the data
+        commands the C loop runs), not in MULTI, not subscribed, nobody MONITORing."""
         server = self.server
-        return (self.authenticated and self.acl_user is None and self.multi is None
-                and not self.channels and not self.patterns and not server.monitors
-                and (server.bus is None or not server.monitoring()))
+        user = self.acl_user
+        return (self.authenticated and (user is None or (user.all_commands and user.all_keys))
+                and self.multi is None and not self.channels and not self.patterns
+                and not server.monitors and (server.bus is None or not server.monitoring()))
 
     def execute(self, args):
         """Run one command; returns the encoded reply (bytes) or a Future of it."""

@@ -274,3 +274,26 @@ def test_refused_setuser_changes_no_worker(two_workers):
     assert str(reply) == ("ERR Error in ACL SETUSER modifier '+nosuchcommand': Unknown command "
                           "or category name in ACL")
     assert one.call("ACL", "GETUSER", "z")[1] == zero.call("ACL", "GETUSER", "z")[1] == [b"on"]
+
+
+def test_data_commands_of_users_with_key_or_command_rules_are_still_checked(start_server):
+    """Users allowed every command and key run data commands on the C path whatever their
+    channel rules; anyone with a key or command rule is checked on every one."""
+    import redis
+    srv = start_server("--user", "wide", "on", ">pw", "~*", "+@all",
+                       "--user", "keys", "on", ">pw", "~k:*", "+@all",
+                       "--user", "cmds", "on", ">pw", "~*", "+@all", "-set")
+    wide = srv.client(username="wide", password="pw")
+    assert wide.set("other", "1") and wide.get("other") == b"1"
+    with pytest.raises(redis.exceptions.NoPermissionError, match="channels"):
+        wide.publish("news", "x")                      # no &pattern: channels are refused
+    keys = srv.client(username="keys", password="pw")
+    assert keys.set("k:1", "v") and keys.get("k:1") == b"v"
+    with pytest.raises(redis.exceptions.NoPermissionError, match="keys"):
+        keys.get("other")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        keys.execute_command("GET", "other")           # pipelined or not, the same
+    cmds = srv.client(username="cmds", password="pw")
+    assert cmds.get("other") == b"1"
+    with pytest.raises(redis.exceptions.NoPermissionError, match="set"):
+        cmds.set("other", "2")
