@@ -44,10 +44,12 @@ class AclLog:
     def __init__(self):
         self.entries = []   # newest first
 
-    def add(self, conn, reason: str, obj: bytes, username: str):
-        """Record a denial for `conn`; reason is auth, command, key or channel."""
+    def add(self, conn, reason: str, obj: bytes, username: str, context=None):
+        """Record a denial for `conn`; reason is auth, command, key or channel. The context is
+        multi inside MULTI (and for EXEC's own checks: the caller says so), else toplevel."""
         from .commands.connection import client_info_line
-        context = "multi" if conn.multi is not None else "toplevel"
+        if context is None:
+            context = "multi" if conn.multi is not None else "toplevel"
         now_ms = int(time.time() * 1000)
         info = client_info_line(conn)
         for entry in self.entries[:SCANNED]:

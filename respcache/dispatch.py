@@ -126,29 +126,37 @@ class Dispatch:
         self.server.log.error("internal error in %s", cmd.fullname, exc_info=exc)
         return resp.error(f"ERR internal error in '{cmd.fullname}': {exc}")
 
-    def acl_denied(self, cmd, args):
-        """The NOPERM reply for a restricted user (commands, then keys, then channels, as Redis
-        checks them), recorded in ACL LOG; None when the command may run."""
+    def acl_refusal(self, cmd, args):
+        """(reason, object) when this connection's restricted user may not run the command:
+        commands, then keys, then channels, as Redis checks them; None when it may."""
         user = self.acl_user
         if not user.may_run(cmd, args):
             name = cmd.name if not cmd.subcommands or len(args) < 2 else \
                 f"{cmd.name}|{args[1].decode('utf-8', 'replace').lower()}"
-            self.acl_log_denial(cmd, "command", name.encode())
-            return resp.error(errors.NOPERM_COMMAND.format(name))
+            return "command", name.encode()
         for key in cmd.keys(args):
             if not user.may_access(key):
-                self.acl_log_denial(cmd, "key", key)
-                return resp.error(errors.NOPERM_KEY)
+                return "key", key
         if not user.all_channels:
             channel = user.denied_channel(cmd, args)
             if channel is not None:
-                self.acl_log_denial(cmd, "channel", channel)
-                return resp.error(errors.NOPERM_CHANNEL)
+                return "channel", channel
         return None
 
-    def acl_log_denial(self, cmd, reason, obj):
+    def acl_denied(self, cmd, args):
+        """The NOPERM reply for a restricted user, recorded in ACL LOG; None when it may run."""
+        refusal = self.acl_refusal(cmd, args)
+        if refusal is None:
+            return None
+        reason, obj = refusal
+        self.acl_log_denial(cmd, reason, obj)
+        if reason == "command":
+            return resp.error(errors.NOPERM_COMMAND.format(obj.decode("utf-8", "replace")))
+        return resp.error(errors.NOPERM_KEY if reason == "key" else errors.NOPERM_CHANNEL)
+
+    def acl_log_denial(self, cmd, reason, obj, context=None):
         self.last_command = cmd.name  # Redis's client-info shows the refused command as cmd=
-        self.server.acl.log.add(self, reason, obj, self.user)
+        self.server.acl.log.add(self, reason, obj, self.user, context)
 
     def log_in(self, user):
         self.authenticated = True

@@ -149,3 +149,11 @@ CLIENT_ID_NOT_POSITIVE = "ERR client-id should be greater than 0"
 NO_SUCH_USER_TO_KILL = "ERR No such user '{}'"
 INVALID_CLIENT_ID = "ERR Invalid client ID"
 SLOWLOG_COUNT = "ERR count should be greater than or equal to -1"
+
+# EXEC checks ACLs again (the rules may have changed while the transaction was queued)
+EXEC_ACL_CHANGED = ("NOPERM ACLs rules changed between the moment the transaction was "
+                    "accumulated and the EXEC call. This command is no longer allowed for the "
+                    "following reason: {}")
+EXEC_ACL_REASONS = {"command": "no permission to execute the command or subcommand",
+                    "key": "no permission to touch the specified keys",
+                    "channel": "no permission to access one of the channels used as arguments"}

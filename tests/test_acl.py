@@ -297,3 +297,30 @@ def test_data_commands_of_users_with_key_or_command_rules_are_still_checked(star
     assert cmds.get("other") == b"1"
     with pytest.raises(redis.exceptions.NoPermissionError, match="set"):
         cmds.set("other", "2")
+
+
+def test_exec_checks_acls_again_when_the_rules_changed_while_queued(real_redis, server):
+    """Redis re-checks every queued command at EXEC: a rule taken away meanwhile answers that
+    command's slot with NOPERM ('ACLs rules changed ...') and logs it in context multi."""
+    user = fresh("ex")
+    seen = {}
+    for port in (real_redis, server.port):
+        admin = Raw(port)
+        admin.call("ACL", "LOG", "RESET")
+        admin.call("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all")
+        conn = Raw(port)
+        assert conn.call("AUTH", user, "pw") == b"OK"
+        assert conn.call("MULTI") == b"OK"
+        for args in [("GET", "k"), ("GET", "k2"), ("SET", "k2", "v"), ("PUBLISH", "ch", "m")]:
+            assert conn.call(*args) == b"QUEUED"
+        assert admin.call("ACL", "SETUSER", user, "resetkeys", "~k2*", "resetchannels") == b"OK"
+        seen[port] = (plain(conn.call("EXEC")),
+                      [(e[3], e[5], e[7]) for e in admin.call("ACL", "LOG")])
+        admin.call("ACL", "DELUSER", user)
+    assert seen[server.port] == seen[real_redis]
+    replies, log = seen[server.port]
+    assert replies[0][0] == "error" and "ACLs rules changed" in replies[0][1]
+    assert "no permission to touch the specified keys" in replies[0][1]
+    assert replies[1] is None and replies[2] == b"OK"
+    assert "channels used as arguments" in replies[3][1]
+    assert [entry[:2] for entry in log] == [(b"channel", b"multi"), (b"key", b"multi")]

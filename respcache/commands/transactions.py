@@ -47,6 +47,14 @@ def exec_(conn, args):
         if cmd.name == "monitor":  # Redis's EXEC denies blocking, and MONITOR with it
             replies.append(resp.error(errors.MONITOR_IN_EXEC))
             continue
+        if conn.acl_user is not None:
+            # Checked again, as Redis does: the user's rules may have changed since queuing.
+            refusal = conn.acl_refusal(cmd, cmd_args)
+            if refusal is not None:
+                conn.acl_log_denial(cmd, *refusal, context="multi")
+                replies.append(resp.error(errors.EXEC_ACL_CHANGED.format(
+                    errors.EXEC_ACL_REASONS[refusal[0]])))
+                continue
         reply = conn.call(cmd, cmd_args)
         if reply.__class__ is not bytes:
             # A command that would wait (a downstream fetch, DEBUG SLEEP) cannot inside EXEC.
