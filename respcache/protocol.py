@@ -203,6 +203,8 @@ class Connection(Dispatch, asyncio.Protocol):
             if reply.__class__ is not bytes:
                 self._defer(reply, out)
                 return
+            if reply[:1] == b"-":
+                server.count_error_reply(reply)
             out.append(reply)
             # Asked after each request, as run() does (see there).
             if not reader.has_data():
@@ -310,6 +312,8 @@ class Connection(Dispatch, asyncio.Protocol):
                 if args:
                     reply = self.execute(args)
                     if reply.__class__ is bytes:
+                        if reply[:1] == b"-":
+                            self.server.count_error_reply(reply)
                         out.append(reply)
                     else:
                         self._flush(out)
@@ -352,6 +356,8 @@ class Connection(Dispatch, asyncio.Protocol):
                                else "ERR " + str(exc))
         else:
             reply = future.result()
+        if reply[:1] == b"-":
+            self.server.count_error_reply(reply)
         self._write(reply)
         if self._inline is not None:
             pending, self._inline = self._inline, None

@@ -94,6 +94,7 @@ class Server:
         self.stats_rejected = 0
         self.stats_net_input_bytes = 0   # what clients sent and were sent (INFO stats)
         self.stats_net_output_bytes = 0
+        self.error_replies = {}          # error prefix (ERR, WRONGTYPE...) -> count
         self.stats_auth_failures = 0          # WRONGPASS answers (INFO: acl_access_denied_auth)
         self.stats_tls_handshake_failures = 0
         self.stats_expired_by_cron = 0
@@ -164,6 +165,17 @@ class Server:
         for monitor in list(self.monitors):
             if monitor is not source:
                 monitor.send(data)
+
+    def count_error_reply(self, reply: bytes):
+        """INFO errorstats and total_error_replies, by the error's first word as Redis keeps
+        them (at most 128 kinds, Redis's ERRORSTATS_LIMIT; more are counted in the total)."""
+        end = reply.find(b" ")
+        prefix = reply[1:end if end > 0 else -2].decode("utf-8", "replace")
+        counts = self.error_replies
+        if prefix in counts or len(counts) < 128:
+            counts[prefix] = counts.get(prefix, 0) + 1
+        else:
+            counts[""] = counts.get("", 0) + 1
 
     def slowlog_add(self, conn, args, usec):
         shown = monitoring.slowlog_args(args)

@@ -188,3 +188,27 @@ def test_info_counts_the_bytes_clients_sent_and_were_sent(r):
     assert after["total_net_output_bytes"] - before["total_net_output_bytes"] > 1000
     r.config_resetstat()
     assert r.info("stats")["total_net_input_bytes"] < 200
+
+
+def test_error_replies_are_counted_as_redis_counts_them(server, real_redis):
+    """INFO total_error_replies and errorstats (by the error's first word), on the C path
+    (WRONGTYPE from GET), the Python path, inside EXEC, compared with redis-server."""
+    seen = {}
+    for port in (real_redis, server.port):
+        r = redis.Redis(port=port)
+        r.config_resetstat()
+        r.hset("h", "f", "v")
+        r.set("s", "abc")
+        for args in [("GET", "h"), ("INCR", "s"), ("NOSUCH",), ("GET",), ("HGET", "s", "f")]:
+            with pytest.raises(redis.ResponseError):
+                r.execute_command(*args)
+        with r.pipeline(transaction=True) as pipe:
+            pipe.incr("s")
+            pipe.get("h")
+            pipe.set("ok", "1")
+            pipe.execute(raise_on_error=False)
+        stats = r.info("stats")
+        errorstats = r.info("errorstats")
+        seen[port] = (stats["total_error_replies"], errorstats)
+    assert seen[server.port] == seen[real_redis]
+    assert seen[server.port][0] == 7

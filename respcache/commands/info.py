@@ -18,7 +18,7 @@ from collections import deque
 from ..config import REDIS_COMPAT_VERSION, VERSION
 
 DEFAULT_SECTIONS = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu",
-                    "shm", "keyspace"]
+                    "shm", "errorstats", "keyspace"]
 ALL_SECTIONS = DEFAULT_SECTIONS[:-1] + ["commandstats", "keyspace"]
 
 
@@ -98,7 +98,11 @@ def sections_for(server, counters) -> dict:
     table = server.table
     stats = table.stats()
     uptime = int(time.monotonic() - server.started_monotonic)
-    total = {k: sum(c.get(k, 0) for c in counters) for k in counters[0]}
+    total = {k: sum(c.get(k, 0) for c in counters) for k in counters[0] if k != "errorstats"}
+    errorstats = {}
+    for c in counters:
+        for prefix, count in c.get("errorstats", {}).items():
+            errorstats[prefix] = errorstats.get(prefix, 0) + count
     usage = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     rss = _rss_bytes()
@@ -157,6 +161,7 @@ def sections_for(server, counters) -> dict:
             ("pubsub_channels", len(server.pubsub.channels)),
             ("pubsub_patterns", len(server.pubsub.patterns)),
             ("acl_access_denied_auth", total["auth_failures"]),
+            ("total_error_replies", total["error_replies"]),
             ("tls_handshake_failures", total["tls_failures"]),
             ("journal_overruns", stats["journal_overruns"]),
         ],
@@ -196,6 +201,8 @@ def sections_for(server, counters) -> dict:
                              f"usec_per_call={item.usec / item.calls:.2f},rejected_calls=0,"
                              f"failed_calls=0"))
     sections["commandstats"] = rows
+    sections["errorstats"] = [(f"errorstat_{prefix}", f"count={count}")
+                              for prefix, count in sorted(errorstats.items()) if prefix]
     for ext in server.extensions:
         if hasattr(ext, "info"):
             for name, fields in ext.info(server).items():
@@ -203,7 +210,7 @@ def sections_for(server, counters) -> dict:
     return sections
 
 
-_HEADERS = {"cpu": "CPU", "commandstats": "Commandstats"}  # as Redis spells them
+_HEADERS = {"cpu": "CPU", "commandstats": "Commandstats", "errorstats": "Errorstats"}
 
 
 def render_info(server, wanted, counters) -> str:

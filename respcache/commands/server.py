@@ -37,6 +37,8 @@ def counters(server) -> dict:
             "rejected": server.stats_rejected, "auth_failures": server.stats_auth_failures,
             "tls_failures": server.stats_tls_handshake_failures,
             "net_input": server.stats_net_input_bytes, "net_output": server.stats_net_output_bytes,
+            "error_replies": sum(server.error_replies.values()),
+            "errorstats": dict(server.error_replies),   # merged by info.sections_for
             # sampled every 100 ms from the first INFO on (info.py's _Sampler)
             "ops_per_sec": sampler(server).ops_per_sec(), "memory_peak": sampler(server).peak}
 
@@ -130,6 +132,7 @@ def config_resetstat(conn, args):
     server.stats_connections = server.stats_rejected = 0
     server.stats_auth_failures = server.stats_tls_handshake_failures = 0
     server.stats_net_input_bytes = server.stats_net_output_bytes = 0
+    server.error_replies.clear()
     reset_stats()
     return resp.OK
 

@@ -52,14 +52,18 @@ def exec_(conn, args):
             refusal = conn.acl_refusal(cmd, cmd_args)
             if refusal is not None:
                 conn.acl_log_denial(cmd, *refusal, context="multi")
-                replies.append(resp.error(errors.EXEC_ACL_CHANGED.format(
-                    errors.EXEC_ACL_REASONS[refusal[0]])))
+                reply = resp.error(errors.EXEC_ACL_CHANGED.format(
+                    errors.EXEC_ACL_REASONS[refusal[0]]))
+                conn.server.count_error_reply(reply)
+                replies.append(reply)
                 continue
         reply = conn.call(cmd, cmd_args)
         if reply.__class__ is not bytes:
             # A command that would wait (a downstream fetch, DEBUG SLEEP) cannot inside EXEC.
             reply.cancel()
             reply = resp.error(f"ERR '{cmd.name}' cannot wait inside a transaction")
+        if reply[:1] == b"-":  # Redis counts each error inside EXEC's reply
+            conn.server.count_error_reply(reply)
         replies.append(reply)
     return resp.array(replies)
 

@@ -44,7 +44,7 @@ static long long calls_of[MAX_COMMANDS];
 static long long usec_of[MAX_COMMANDS];
 
 static PyObject *str_gets, *str_has_data, *str_handler_failed, *str_closing,
-                *str_last_command, *str_before_command, *str_slowlog_add;
+                *str_last_command, *str_before_command, *str_slowlog_add, *str_count_error;
 PyObject *fastpath_str_table;   /* shared with fastpath_strings.c (fastpath.h) */
 
 /* shm_lru's C API (its prefetch hint), imported at module init. */
@@ -341,6 +341,16 @@ run(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
                 goto done;
             }
         }
+        if (PyBytes_Check(reply) && PyBytes_GET_SIZE(reply) > 0
+            && PyBytes_AS_STRING(reply)[0] == '-') {   /* rare: INFO's error counters */
+            PyObject *ok = PyObject_CallMethodObjArgs(server, str_count_error, reply, NULL);
+            if (ok == NULL) {
+                Py_DECREF(reply);
+                Py_DECREF(req);
+                goto done;
+            }
+            Py_DECREF(ok);
+        }
         if (PyList_Append(out, reply) < 0) {
             Py_DECREF(reply);
             Py_DECREF(req);
@@ -494,9 +504,10 @@ PyInit__fastpath(void)
     str_last_command = PyUnicode_InternFromString("last_command");
     str_before_command = PyUnicode_InternFromString("before_command");
     str_slowlog_add = PyUnicode_InternFromString("slowlog_add");
+    str_count_error = PyUnicode_InternFromString("count_error_reply");
     fastpath_str_table = PyUnicode_InternFromString("table");
     if (!str_gets || !str_has_data || !str_handler_failed || !str_closing || !str_last_command
-        || !str_before_command || !str_slowlog_add || !fastpath_str_table
+        || !str_before_command || !str_slowlog_add || !str_count_error || !fastpath_str_table
         || fastpath_strings_init() < 0)
         return NULL;
     /* shm_lru's prefetch hint; without it requests run the same, only without the hint. */
