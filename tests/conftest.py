@@ -108,13 +108,14 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
 
-def _redis_server():
-    """Start Debian's redis-server on a free loopback port; yields the port, stops it by PID."""
+def redis_server_process(*extra):
+    """Start Debian's redis-server on a free loopback port (with `extra` arguments); yields the
+    port, stops it by PID. For fixtures: `yield from redis_server_process(...)`."""
     if not os.path.exists(REDIS_SERVER):
         pytest.fail("redis-server is not installed: .ci/run installs Debian's redis-server")
     port = free_port()
     proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--daemonize", "no"],
+                             "--save", "", "--appendonly", "no", "--daemonize", "no", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port, proc)
     yield port
@@ -125,14 +126,14 @@ def _redis_server():
 @pytest.fixture(scope="session")
 def real_redis():
     """A real redis-server (Debian's) on a free loopback port, for differential tests."""
-    yield from _redis_server()
+    yield from redis_server_process()
 
 
 @pytest.fixture
 def own_redis():
     """A private redis-server, for scripts that change requirepass or users (the shared
     real_redis must keep its settings)."""
-    yield from _redis_server()
+    yield from redis_server_process()
 
 
 def redis_cli(port, *args, input=None, timeout=20):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import socket
-import time
 import uuid
 
 import hiredis
 import pytest
 
-from test_workers import worker_pids
+from test_workers import two_workers  # noqa: F401  (fixture: a --workers 2 server)
 
 
 class Raw:
@@ -240,15 +239,6 @@ def raw_on_worker(srv, index, count=2):
             return conn
         conn.close()
     pytest.fail(f"SO_REUSEPORT never gave worker {index} one of 64 connections")
-
-
-@pytest.fixture
-def two_workers(start_server):
-    srv = start_server("--workers", "2")
-    deadline = time.monotonic() + 10
-    while len(worker_pids(srv)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return srv
 
 
 def test_setuser_and_deluser_reach_every_worker(two_workers):

@@ -7,12 +7,7 @@ import re
 import socket
 
 
-def resp_cmd(*words) -> bytes:
-    out = b"*%d\r\n" % len(words)
-    for word in words:
-        word = word if isinstance(word, bytes) else str(word).encode()
-        out += b"$%d\r\n%b\r\n" % (len(word), word)
-    return out
+from test_pubsub_transactions import resp_cmd  # noqa: E402
 
 
 class Reader:

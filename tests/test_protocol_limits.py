@@ -5,12 +5,11 @@ the connection was closed (see test_protocol.py for the raw socket helpers).
 """
 
 import socket
-import subprocess
 import time
 
 import pytest
 
-from conftest import REDIS_SERVER, free_port, wait_for_port
+from conftest import redis_server_process
 from test_protocol import raw_session, read_until
 
 
@@ -39,14 +38,7 @@ def _talk(port, parts, wait=0.4):
 @pytest.fixture(scope="module")
 def redis_auth():
     """A redis-server with requirepass pw."""
-    port = free_port()
-    proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--requirepass", "pw"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, proc)
-    yield port
-    proc.terminate()
-    proc.wait(10)
+    yield from redis_server_process("--requirepass", "pw")
 
 
 MALFORMED = [

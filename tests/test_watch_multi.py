@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from test_monitor_slowlog import resp_cmd
+from test_pubsub_transactions import resp_cmd
 
 
 class Conn:

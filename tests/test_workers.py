@@ -39,6 +39,17 @@ def worker_pids(srv):
     return sorted(int(pid) for pid in out)
 
 
+def wait_for_restart(srv, victim_pid, timeout=10):
+    """Until the supervisor has two workers again, the killed one not among them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = worker_pids(srv)
+        if len(pids) == 2 and victim_pid not in pids:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"worker {victim_pid} was not replaced within {timeout} s")
+
+
 @pytest.fixture
 def two_workers(start_server):
     srv = start_server("--workers", "2")
@@ -175,13 +186,7 @@ def test_worker_killed_under_load_is_restarted_and_others_do_not_notice(two_work
     thread.join(10)
     assert errors == []
     # The victim's client reconnects (redis-py retries once on a fresh connection).
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        pids = worker_pids(srv)
-        if len(pids) == 2 and victim_pid not in pids:
-            break
-        time.sleep(0.05)
-    assert len(worker_pids(srv)) == 2 and victim_pid not in worker_pids(srv)
+    wait_for_restart(srv, victim_pid)
     fresh = srv.client()
     assert fresh.ping()
     table = ShmLRU.attach(srv.shm_name)
@@ -227,12 +232,7 @@ def test_a_restarted_worker_has_the_runtime_changes_the_others_have(two_workers)
     clients[0].execute_command("ACL", "DELUSER", "gone")
     victim_pid = int(clients[1].info("server")["process_id"])
     os.kill(victim_pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        pids = worker_pids(srv)
-        if len(pids) == 2 and victim_pid not in pids:
-            break
-        time.sleep(0.05)
+    wait_for_restart(srv, victim_pid)
     new_pid = next(pid for pid in worker_pids(srv) if pid != int(
         clients[0].info("server")["process_id"]))
     # Connect until a connection lands on the restarted worker.
