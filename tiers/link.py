@@ -22,7 +22,8 @@ import time
 
 import hiredis
 
-from .wire import LINK_ERRORS, LinkDown, ReplyError, RespConnection, describe, encode
+from .wire import (LINK_ERRORS, LinkDown, ReplyError, RespConnection, cancel_and_wait, describe,
+                   encode)
 
 OP_WRITE = b"S"      # a write: overwrite downstream, other edges drop their copies
 OP_DELETE = b"D"     # a delete: downstream deletes everywhere, other edges drop their copies
@@ -142,11 +143,7 @@ class RespLink(Link):
     async def stop(self):
         self.stopping = True
         if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await cancel_and_wait(self.task)
             self.task = None
         self._close()
 

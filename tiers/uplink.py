@@ -10,7 +10,7 @@ import time
 
 from .link import encode_records, parse_address
 from .ring import Ring
-from .wire import LINK_ERRORS, LinkDown, RespConnection, describe, link_options
+from .wire import LINK_ERRORS, LinkDown, RespConnection, cancel_and_wait, describe, link_options
 
 BACKOFF_START = 0.05
 BACKOFF_MAX = 2.0
@@ -49,11 +49,7 @@ class Uplink:
     async def stop(self):
         self.stopping = True
         if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await cancel_and_wait(self.task)
         self.close()
 
     def close(self):

@@ -171,6 +171,16 @@ class RespConnection(asyncio.Protocol):
         self.closed = True
 
 
+async def cancel_and_wait(task):
+    """Cancel a supervising task and let it finish; whatever it raised on the way out is moot
+    (the link is being stopped)."""
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+
+
 def link_options(values) -> dict:
     """What every link a node opens to another tier needs from its config: the credentials
     (`downstream-auth`) and, with `tls-downstream yes`, a TLS context that checks the peer

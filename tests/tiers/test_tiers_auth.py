@@ -3,16 +3,9 @@ CONFIG SET of downstream-auth / tls-client-cert-file applies to the next connect
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
-from tierlib import free_port, wait_until
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from make_certs import make_all  # noqa: E402
+from tierlib import TLSAddress, free_port, wait_until
 
 # &*: tier links SUBSCRIBE to coherence channels, and Redis 7 users start with no channels.
 TIER_USER = "tier on >{} ~* &* +@all"
@@ -140,16 +133,6 @@ def test_edge_follows_a_password_rotated_on_a_restarted_relay(topo):
 
 # ---- the edge's link follows CONFIG SET tls-client-cert-file --------------------------------------
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("auth-certs"))
-    make_all(directory, clients=("node",), other_ca=True)
-    return directory
-
-
-class TLSAddress:
-    def __init__(self, port):
-        self.addr = f"127.0.0.1:{port}"
 
 
 def tls_directives(certs, tls_port):

@@ -5,27 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
-import pytest
-
-from tierlib import free_port, wait_until
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from make_certs import make_all  # noqa: E402
+from tierlib import ROOT, TLSAddress, free_port, wait_until
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("tier-certs"))
-    make_all(directory, clients=("node",), other_ca=True)
-    return directory
-
-
-class TLSAddress:
-    """Stands for a relay in the topology helpers: its address is the relay's TLS port."""
-
-    def __init__(self, port):
-        self.addr = f"127.0.0.1:{port}"
 
 
 def tls_directives(certs, tls_port, cert="server", ca="ca"):

@@ -26,6 +26,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class TLSAddress:
+    """Stands for a relay in the topology helpers: its address is the relay's TLS port."""
+
+    def __init__(self, port):
+        self.addr = f"127.0.0.1:{port}"
+
+
 def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
     deadline = time.monotonic() + timeout
     last = None
